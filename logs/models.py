@@ -1,0 +1,108 @@
+"""The record: every sample and every scaling action, for review in the admin."""
+
+from django.db import models
+from django.db.models import Q
+
+from scaling.models import RedisInstance, RedisPlan
+
+
+class MetricLog(models.Model):
+    """One `INFO` sample of one instance, or the reason it could not be taken."""
+
+    instance = models.ForeignKey(RedisInstance, on_delete=models.SET_NULL, null=True, related_name="metric_logs")
+    # The scheduled slot this sample answers; unique per instance so that a task run twice
+    # for the same slot stores one sample.
+    slot = models.DateTimeField()
+    collected_at = models.DateTimeField()
+    plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+", help_text="Plan at the time")
+    used_memory = models.BigIntegerField(null=True, blank=True, help_text="bytes")
+    maxmemory = models.BigIntegerField(null=True, blank=True, help_text="bytes, as Redis reports it")
+    connected_clients = models.IntegerField(null=True, blank=True)
+    maxclients = models.IntegerField(null=True, blank=True)
+    memory_pct = models.FloatField(null=True, blank=True, help_text="% of the plan's memory")
+    connection_pct = models.FloatField(null=True, blank=True, help_text="% of the plan's connections; empty if unlimited")
+    evicted_keys = models.BigIntegerField(null=True, blank=True, help_text="counter since the server started")
+    rejected_connections = models.BigIntegerField(null=True, blank=True, help_text="counter since the server started")
+    ops_per_sec = models.IntegerField(null=True, blank=True)
+    error_kind = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True, help_text="Why the read failed (never contains a password)")
+    warnings = models.TextField(blank=True, help_text="INFO fields that were missing or odd")
+
+    class Meta:
+        ordering = ["-collected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "slot"], name="one_sample_per_slot"),
+            models.CheckConstraint(
+                condition=~Q(error="") | Q(used_memory__isnull=False) | Q(connected_clients__isnull=False),
+                name="sample_has_data_or_error",
+            ),
+            models.CheckConstraint(
+                condition=Q(memory_pct__isnull=True) | Q(memory_pct__gte=0), name="memory_pct_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(connection_pct__isnull=True) | Q(connection_pct__gte=0),
+                name="connection_pct_not_negative",
+            ),
+        ]
+        indexes = [
+            # Engine window, chart, overview: MetricLog.objects.filter(instance=i, collected_at__gte=t).order_by("-collected_at")
+            models.Index(fields=["instance", "-collected_at"], name="metric_instance_time_idx"),
+            # Retention prune: MetricLog.objects.filter(collected_at__lt=cutoff)
+            models.Index(fields=["collected_at"], name="metric_time_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.instance_id} @ {self.collected_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def ok(self):
+        return not self.error
+
+
+class ScalingAction(models.Model):
+    """A decision to change a plan, and what became of it.
+
+    Written as pending before the PATCH is sent and completed after Heroku confirms, so a
+    worker killed in between leaves a row the next check reconciles instead of repeating.
+    """
+
+    class Direction(models.TextChoices):
+        UP = "up", "up"
+        DOWN = "down", "down"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        DRY_RUN = "dry-run", "dry run"
+
+    instance = models.ForeignKey(RedisInstance, on_delete=models.SET_NULL, null=True, related_name="actions")
+    instance_name = models.CharField(max_length=64, help_text="Kept when the instance is removed")
+    created_at = models.DateTimeField()
+    patch_sent_at = models.DateTimeField(null=True, blank=True, help_text="When the plan change was sent to Heroku")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    from_plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+")
+    to_plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+")
+    direction = models.CharField(max_length=4, choices=Direction.choices)
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One plan change in flight per instance: a second check cannot start another.
+            models.UniqueConstraint(
+                fields=["instance"], condition=Q(status="pending"), name="one_pending_action_per_instance"
+            ),
+            models.CheckConstraint(condition=~Q(from_plan=models.F("to_plan")), name="action_changes_plan"),
+        ]
+        indexes = [
+            # Instance page and overview: ScalingAction.objects.filter(instance=i).order_by("-created_at")
+            models.Index(fields=["instance", "-created_at"], name="action_instance_time_idx"),
+            # Reconciliation of interrupted changes: ScalingAction.objects.filter(status="pending")
+            models.Index(fields=["status"], condition=Q(status="pending"), name="action_pending_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.instance_name}: {self.from_plan} -> {self.to_plan} ({self.status})"

@@ -1,0 +1,48 @@
+from django.contrib import admin
+
+from scaling.models import RedisInstance, RedisPlan
+
+
+@admin.register(RedisPlan)
+class RedisPlanAdmin(admin.ModelAdmin):
+    list_display = ("plan_name", "service_name", "mem_limit", "connections", "cost", "source")
+    list_filter = ("service_name",)
+    search_fields = ("plan_name", "service_name")
+    ordering = ("service_name", "mem_limit", "cost")
+
+    @admin.display(description="connections", ordering="conn_limit")
+    def connections(self, plan):
+        return "unlimited" if plan.unlimited_connections else plan.conn_limit
+
+
+@admin.register(RedisInstance)
+class RedisInstanceAdmin(admin.ModelAdmin):
+    list_display = (
+        "name", "app_name", "current_plan", "min_plan", "max_plan", "memory_threshold",
+        "connection_threshold", "scaling_enabled", "dry_run", "metric_rate", "scaling_rate",
+        "consecutive_failures",
+    )
+    list_filter = ("scaling_enabled", "dry_run", "metric_rate", "scaling_rate", "current_plan__service_name")
+    search_fields = ("name", "app_name", "addon_name", "config_var")
+    list_select_related = ("current_plan", "min_plan", "max_plan")
+    readonly_fields = (
+        "addon_id", "addon_name", "current_plan", "resolved_at", "refresh_requested_at", "redis_url_status",
+        "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
+    )
+    fieldsets = (
+        ("General", {"fields": ("name", "app_name", "config_var")}),
+        ("Metrics", {"fields": ("metric_rate", "memory_threshold", "connection_threshold")}),
+        ("Scaling", {"fields": ("scaling_enabled", "dry_run", "min_plan", "max_plan", "scaling_rate")}),
+        ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
+        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at", "refresh_requested_at")}),
+        ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
+    )
+
+    def has_add_permission(self, request):
+        # Registration resolves the add-on through Heroku: use add_redis_mon.py.
+        return False
+
+    @admin.display(description="Redis URL")
+    def redis_url_status(self, instance):
+        # The URL carries the password: show only that one is stored.
+        return "stored, encrypted" if instance.redis_url_encrypted else "not resolved yet"

@@ -1,0 +1,202 @@
+"""The domain's state: the plans a provider sells and the Redis instances we watch."""
+
+import re
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
+
+from scaling import crypto
+
+MIB = 1024 * 1024
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+class RedisPlan(models.Model):
+    """One plan of a Redis add-on, named as Heroku names it (`heroku-redis:premium-0`)."""
+
+    UNLIMITED = -1
+
+    service_name = models.CharField(max_length=64, help_text="Heroku add-on service, e.g. heroku-redis")
+    plan_name = models.CharField(max_length=128, unique=True, help_text="service:plan, e.g. heroku-redis:premium-0")
+    mem_limit = models.PositiveIntegerField(help_text="Memory limit in MB (MiB, as Redis counts maxmemory)")
+    conn_limit = models.IntegerField(help_text="Connection limit; -1 means unlimited")
+    cost = models.DecimalField(max_digits=10, decimal_places=2, help_text="Monthly price in USD")
+    source = models.CharField(max_length=300, blank=True, help_text="Where the figures come from")
+
+    class Meta:
+        ordering = ["service_name", "mem_limit", "cost"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(plan_name__startswith=Concat(F("service_name"), Value(":"))),
+                name="plan_name_starts_with_service",
+                violation_error_message="The plan name must start with its service name and a colon.",
+            ),
+            models.CheckConstraint(condition=Q(mem_limit__gt=0), name="plan_memory_positive"),
+            models.CheckConstraint(
+                condition=Q(conn_limit=-1) | Q(conn_limit__gt=0),
+                name="plan_connections_positive_or_unlimited",
+            ),
+            models.CheckConstraint(condition=Q(cost__gte=Decimal("0")), name="plan_cost_not_negative"),
+        ]
+        indexes = [
+            # The provider's ladder: RedisPlan.objects.filter(service_name=...).order_by("mem_limit", "cost")
+            models.Index(fields=["service_name", "mem_limit", "cost"], name="plan_ladder_idx"),
+        ]
+
+    def __str__(self):
+        return self.plan_name
+
+    @property
+    def short_name(self):
+        return self.plan_name.split(":", 1)[1]
+
+    @property
+    def mem_limit_bytes(self):
+        return self.mem_limit * MIB
+
+    @property
+    def unlimited_connections(self):
+        return self.conn_limit == self.UNLIMITED
+
+    def describe(self):
+        conns = "unlimited connections" if self.unlimited_connections else f"{self.conn_limit:,} connections"
+        return f"{self.plan_name} ({self.mem_limit:,} MB, {conns}, ${self.cost}/month)"
+
+
+class RedisInstanceQuerySet(models.QuerySet):
+    def with_plans(self):
+        return self.select_related("current_plan", "min_plan", "max_plan")
+
+
+class RedisInstance(models.Model):
+    """A registered Redis add-on: what to watch, how to scale it, and the scheduler's state."""
+
+    class MetricRate(models.IntegerChoices):
+        S30 = 30, "30s"
+        M1 = 60, "1m"
+        M5 = 300, "5m"
+
+    class ScalingRate(models.IntegerChoices):
+        M1 = 60, "1m"
+        M5 = 300, "5m"
+        M10 = 600, "10m"
+
+    # --- registration (DESIGN section 4) ---
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(NAME_PATTERN, "Use letters, digits, '-' and '_' only.")],
+    )
+    app_name = models.CharField("Heroku app", max_length=100)
+    config_var = models.CharField(
+        "Redis config var",
+        max_length=200,
+        validators=[RegexValidator(r"^[A-Z][A-Z0-9_]*$", "Config var names are upper case letters, digits and '_'.")],
+        help_text="e.g. REDISCLOUD_ORANGE_URL or HEROKU_REDIS_BLANK_URL",
+    )
+    metric_rate = models.PositiveIntegerField(choices=MetricRate.choices, default=MetricRate.M1)
+    memory_threshold = models.PositiveSmallIntegerField(
+        "memory %", default=80, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Average memory use (% of the plan) to stay under",
+    )
+    connection_threshold = models.PositiveSmallIntegerField(
+        "connections %", default=80, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Average connections (% of the plan's limit) to stay under",
+    )
+    scaling_enabled = models.BooleanField(default=True)
+    dry_run = models.BooleanField(default=False, help_text="Decide and record, but never change the plan")
+    min_plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+")
+    max_plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+")
+    scaling_rate = models.PositiveIntegerField(choices=ScalingRate.choices, default=ScalingRate.M1)
+    notify_breach = models.BooleanField("mail on threshold breach", default=True)
+    notify_success = models.BooleanField("mail on scaling success", default=True)
+    notify_failure = models.BooleanField("mail on scaling failure", default=True)
+
+    # --- what Heroku told us, kept so that checks spend no API calls (DESIGN section 7) ---
+    addon_id = models.UUIDField(null=True, blank=True)
+    addon_name = models.CharField(max_length=200, blank=True)
+    current_plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+")
+    redis_url_encrypted = models.TextField(blank=True, editable=False)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="Last time the add-on was read from Heroku")
+    refresh_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when a connection failed in a way Heroku may explain"
+    )
+
+    # --- scheduler state ---
+    next_sample_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    check_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    plan_changed_at = models.DateTimeField(null=True, blank=True, help_text="When the current plan took effect")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RedisInstanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(name__regex=NAME_PATTERN), name="instance_name_charset"),
+            models.CheckConstraint(
+                condition=Q(memory_threshold__gte=1, memory_threshold__lte=100), name="memory_threshold_1_100"
+            ),
+            models.CheckConstraint(
+                condition=Q(connection_threshold__gte=1, connection_threshold__lte=100),
+                name="connection_threshold_1_100",
+            ),
+            models.CheckConstraint(condition=Q(metric_rate__in=[30, 60, 300]), name="metric_rate_choices"),
+            models.CheckConstraint(condition=Q(scaling_rate__in=[60, 300, 600]), name="scaling_rate_choices"),
+            # Plans of one provider and min <= max span two tables: enforced by the trigger in
+            # scaling/migrations/0002_plan_consistency_trigger.py.
+        ]
+        indexes = [
+            # Dispatcher: RedisInstance.objects.filter(next_sample_at__lte=now)
+            models.Index(fields=["next_sample_at"], name="instance_sample_due_idx"),
+            # Dispatcher: RedisInstance.objects.filter(scaling_enabled=True, next_check_at__lte=now)
+            models.Index(fields=["next_check_at"], name="instance_check_due_idx"),
+            # Reconciliation: RedisInstance.objects.filter(addon_id__in=...)
+            models.Index(fields=["addon_id"], name="instance_addon_idx"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        # Never the URL: it carries the password.
+        return f"<RedisInstance {self.name} app={self.app_name} plan={self.current_plan_id}>"
+
+    @property
+    def redis_url(self):
+        return crypto.decrypt(self.redis_url_encrypted) if self.redis_url_encrypted else ""
+
+    @redis_url.setter
+    def redis_url(self, url):
+        self.redis_url_encrypted = crypto.encrypt(url) if url else ""
+
+    @property
+    def service_name(self):
+        return self.current_plan.service_name
+
+    def clean(self):
+        errors = {}
+        plans = {"current_plan": self.current_plan_id, "min_plan": self.min_plan_id, "max_plan": self.max_plan_id}
+        loaded = {field: getattr(self, field) for field, pk in plans.items() if pk}
+        services = {plan.service_name for plan in loaded.values()}
+        if len(services) > 1:
+            errors["max_plan"] = "Current, min and max plan must all belong to one provider."
+        elif "min_plan" in loaded and "max_plan" in loaded:
+            if (loaded["min_plan"].mem_limit, loaded["min_plan"].cost) > (loaded["max_plan"].mem_limit, loaded["max_plan"].cost):
+                errors["min_plan"] = f"The min plan {loaded['min_plan']} is above the max plan {loaded['max_plan']}."
+        if errors:
+            raise ValidationError(errors)
+
+
+def split_plan_name(plan_name):
+    """'heroku-redis:premium-0' -> ('heroku-redis', 'premium-0'); None where it has no service."""
+    match = re.fullmatch(r"([a-z0-9][a-z0-9-]*):(\S+)", plan_name or "")
+    return (match.group(1), match.group(2)) if match else None

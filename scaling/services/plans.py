@@ -1,0 +1,174 @@
+"""Plan data: loading the static CSV and reading a provider's ladder."""
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.db import transaction
+
+
+from scaling.models import RedisPlan
+
+DEFAULT_PLANS_CSV = Path(__file__).resolve().parent.parent / "data" / "plans.csv"
+REQUIRED_COLUMNS = ("service_name", "plan_name", "mem_limit", "conn_limit", "cost")
+# Plans that live only in Private / Shield Spaces form their own ladder: an add-on cannot
+# move between them and the Common Runtime plans.
+SEPARATE_FAMILIES = ("private", "shield")
+
+
+class PlanDataError(Exception):
+    """The plan file is unusable; the message names the line and the problem."""
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    line: int
+    service_name: str
+    plan_name: str
+    mem_limit: int
+    conn_limit: int
+    cost: Decimal
+    source: str
+
+
+@dataclass(frozen=True)
+class PlanLoadResult:
+    created: int
+    updated: int
+    unchanged: int
+
+
+def _data_lines(text):
+    """(line number, line) of the CSV, without comment lines, keeping real line numbers."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, line
+
+
+def plan_rows_parse(*, text):
+    """Every row of a plan CSV, or PlanDataError naming each bad line (nothing half-read)."""
+    lines = list(_data_lines(text))
+    if not lines:
+        raise PlanDataError("line 1: the file is empty; expected the header " + ",".join(REQUIRED_COLUMNS))
+    header_line, header = lines[0]
+    columns = [column.strip() for column in next(csv.reader([header]))]
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        raise PlanDataError(f"line {header_line}: header lacks column(s) {', '.join(missing)}")
+
+    rows, problems, seen = [], [], {}
+    for number, line in lines[1:]:
+        values = next(csv.reader([line]))
+        if len(values) != len(columns):
+            problems.append(f"line {number}: expected {len(columns)} fields, found {len(values)}")
+            continue
+        record = {column: value.strip() for column, value in zip(columns, values)}
+        try:
+            row = _plan_row(number, record)
+        except PlanDataError as error:
+            problems.append(str(error))
+            continue
+        if row.plan_name in seen:
+            problems.append(f"line {number}: plan {row.plan_name} already given on line {seen[row.plan_name]}")
+            continue
+        seen[row.plan_name] = number
+        rows.append(row)
+    if problems:
+        raise PlanDataError("; ".join(problems))
+    if not rows:
+        raise PlanDataError(f"line {header_line}: no plans below the header")
+    return rows
+
+
+def _plan_row(number, record):
+    service, plan = record["service_name"], record["plan_name"]
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", service):
+        raise PlanDataError(f"line {number}: service_name {service!r} is not a Heroku service name")
+    if not plan.startswith(service + ":") or len(plan) == len(service) + 1:
+        raise PlanDataError(f"line {number}: plan_name {plan!r} must look like {service}:<plan>")
+    try:
+        mem_limit = int(record["mem_limit"])
+    except ValueError:
+        raise PlanDataError(f"line {number}: mem_limit {record['mem_limit']!r} is not a whole number of MB") from None
+    if mem_limit <= 0:
+        raise PlanDataError(f"line {number}: mem_limit must be above 0, not {mem_limit}")
+    try:
+        conn_limit = int(record["conn_limit"])
+    except ValueError:
+        raise PlanDataError(f"line {number}: conn_limit {record['conn_limit']!r} is not a whole number") from None
+    if conn_limit == 0 or conn_limit < -1:
+        raise PlanDataError(f"line {number}: conn_limit must be above 0, or -1 for unlimited, not {conn_limit}")
+    try:
+        cost = Decimal(record["cost"])
+    except InvalidOperation:
+        raise PlanDataError(f"line {number}: cost {record['cost']!r} is not a number") from None
+    if not cost.is_finite() or cost < 0 or cost >= Decimal("1e8"):
+        raise PlanDataError(f"line {number}: cost must be a price of 0 or more, not {record['cost']}")
+    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), record.get("source", ""))
+
+
+@transaction.atomic
+def plans_load(*, path=None):
+    """Create or update the plans of a CSV file: all of them, or none if any row is bad."""
+    path = Path(path) if path else DEFAULT_PLANS_CSV
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PlanDataError(f"{path}: cannot be read ({error.__class__.__name__}: {getattr(error, 'strerror', None) or error})") from None
+    rows = plan_rows_parse(text=text)
+    existing = {plan.plan_name: plan for plan in RedisPlan.objects.select_for_update().filter(plan_name__in=[r.plan_name for r in rows])}
+    created = updated = unchanged = 0
+    for row in rows:
+        values = {
+            "service_name": row.service_name,
+            "mem_limit": row.mem_limit,
+            "conn_limit": row.conn_limit,
+            "cost": row.cost,
+            "source": row.source[:300],
+        }
+        plan = existing.get(row.plan_name)
+        if plan is None:
+            RedisPlan.objects.create(plan_name=row.plan_name, **values)
+            created += 1
+        elif any(getattr(plan, field) != value for field, value in values.items()):
+            for field, value in values.items():
+                setattr(plan, field, value)
+            plan.save()
+            updated += 1
+        else:
+            unchanged += 1
+    return PlanLoadResult(created=created, updated=updated, unchanged=unchanged)
+
+
+def plan_family(plan):
+    prefix = plan.short_name.split("-", 1)[0]
+    return prefix if prefix in SEPARATE_FAMILIES else ""
+
+
+def plan_ladder(*, plan):
+    """The plans an add-on on `plan` can move between, cheapest first."""
+    family = plan_family(plan)
+    return [
+        candidate
+        for candidate in RedisPlan.objects.filter(service_name=plan.service_name).order_by("mem_limit", "cost")
+        if plan_family(candidate) == family
+    ]
+
+
+def plan_lookup(*, name, service_name=None):
+    """A plan by its Heroku name, or by the short form within one provider ('premium-0')."""
+    if ":" in name:
+        return RedisPlan.objects.filter(plan_name=name).first()
+    if service_name:
+        return RedisPlan.objects.filter(plan_name=f"{service_name}:{name}").first()
+    matches = list(RedisPlan.objects.filter(plan_name__endswith=":" + name))
+    return matches[0] if len(matches) == 1 else None
+
+
+def plan_to_engine(plan):
+    from scaling import engine
+
+    return engine.Plan.from_limits(plan.plan_name, plan.mem_limit, plan.conn_limit, float(plan.cost))

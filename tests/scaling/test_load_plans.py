@@ -1,0 +1,71 @@
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from scaling.models import RedisPlan
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "service_name,plan_name,mem_limit,conn_limit,cost\n"
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "plans.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_the_bundled_plan_data_loads_both_providers_with_their_limits(capsys):
+    call_command("load_plans")
+    premium_0 = RedisPlan.objects.get(plan_name="heroku-redis:premium-0")
+    assert (premium_0.mem_limit, premium_0.conn_limit) == (50, 40)
+    assert RedisPlan.objects.get(plan_name="heroku-redis:mini").cost == Decimal("3.00")
+    assert RedisPlan.objects.get(plan_name="heroku-redis:premium-14").conn_limit == 65000
+    assert RedisPlan.objects.filter(service_name="rediscloud").count() >= 8
+    assert RedisPlan.objects.filter(plan_name__startswith="heroku-redis:shield-").exists()
+
+
+def test_loading_the_plan_data_twice_changes_nothing(capsys):
+    call_command("load_plans")
+    first = list(RedisPlan.objects.order_by("pk").values())
+    call_command("load_plans")
+    assert list(RedisPlan.objects.order_by("pk").values()) == first
+    assert "0 created, 0 updated" in capsys.readouterr().out
+
+
+def test_a_users_csv_adds_another_provider_and_updates_a_price(tmp_path, capsys):
+    call_command("load_plans")
+    call_command("load_plans", _csv(tmp_path, HEADER + "acme-redis,acme-redis:small,64,100,7.5\nheroku-redis,heroku-redis:mini,25,20,4\n"))
+    assert RedisPlan.objects.get(plan_name="acme-redis:small").cost == Decimal("7.50")
+    assert RedisPlan.objects.get(plan_name="heroku-redis:mini").cost == Decimal("4.00")
+    assert "1 created, 1 updated" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("acme,acme:a,64,100,1\nacme,acme:b,sixty,100,1\n", "line 3: mem_limit 'sixty'"),
+        ("acme,acme:a,64,100,1\nacme,acme:b,64,0,1\n", "line 3: conn_limit must be above 0, or -1"),
+        ("acme,acme:a,64,100,1\nacme,acme:b,64,100,-1\n", "line 3: cost must be a price of 0 or more"),
+        ("acme,acme:a,64,100,1\nacme,other:b,64,100,1\n", "line 3: plan_name 'other:b' must look like acme:<plan>"),
+        ("acme,acme:a,64,100,1\nacme,acme:a,128,100,1\n", "line 3: plan acme:a already given on line 2"),
+        ("acme,acme:a,64,100\n", "line 2: expected 5 fields, found 4"),
+    ],
+)
+def test_a_bad_row_is_reported_with_its_line_number_and_nothing_is_loaded(tmp_path, body, message):
+    with pytest.raises(CommandError) as error:
+        call_command("load_plans", _csv(tmp_path, HEADER + body))
+    assert message in str(error.value)
+    assert "nothing loaded" in str(error.value)
+    assert not RedisPlan.objects.filter(service_name="acme").exists()
+
+
+def test_a_header_without_a_required_column_is_reported(tmp_path):
+    with pytest.raises(CommandError, match="line 1: header lacks column.*cost"):
+        call_command("load_plans", _csv(tmp_path, "service_name,plan_name,mem_limit,conn_limit\nacme,acme:a,1,1\n"))
+
+
+def test_a_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="cannot be read"):
+        call_command("load_plans", str(tmp_path / "nope.csv"))
