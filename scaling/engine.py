@@ -33,10 +33,13 @@ The rules, in the order :func:`decide` applies them
        point, and the fitted current level at least ``trend_min_level`` of the threshold.
        Flat noisy load does not pass these tests.
     7. Down only when, for the whole stabilisation window (the samples must reach back
-       to its start), every metric stayed under its threshold, no counter rose, no read
-       failed, and neither metric is rising; judged on the window's *peak*, which must fit
-       under ``threshold * (1 - down_margin)`` of the lower plan. The cheapest plan that
-       fits is chosen (possibly several steps down), never below ``min_plan``.
+       to its start), every metric stayed under its threshold, no counter rose and no
+       read failed; judged on the window's *peak*, which must fit under
+       ``threshold * (1 - down_margin)`` of the lower plan. A rising metric (slope
+       t-statistic >= 2) must also fit there when projected one stabilisation window
+       ahead, so a rising load is never moved to a plan it would outgrow before the
+       engine could notice. The cheapest plan that fits is chosen (possibly several steps
+       down), never below ``min_plan``.
     8. Otherwise *stay*.
 
 Up targets
@@ -82,8 +85,8 @@ MIB = 1_048_576
 # The slowest metric rate the product offers: how far before a window's start a sample
 # may lie and still tell what the load was at the start of the window.
 _SLOWEST_METRIC_RATE = timedelta(minutes=5)
-# A slope with this t-statistic or more counts as "rising" for blocking a scale-down
-# (looser than the trend_min_t that scales up early).
+# A slope with this t-statistic or more counts as "rising" when sizing a scale-down
+# (looser than the trend_min_t that scales up early: caution costs little there).
 _RISING_T = 2.0
 
 Action = Literal["stay", "up", "down"]
@@ -212,6 +215,13 @@ class Policy:
     memory_full
         Used memory at or above this fraction of the plan's memory counts as data drop
         (Redis is at ``maxmemory``: evicting or refusing writes). Default 0.99.
+    data_drop_factor
+        While data is being dropped Redis reports at most its limits (used memory stops at
+        ``maxmemory``, clients at the connection limit), so the real demand is unknown.
+        The target must then hold this multiple of the dropping metric's observed peak
+        under its threshold. Default 2.0: doubling finds the demand in a few steps (one
+        more plan step on Heroku's ladder than the bare observation), and the surplus is
+        shed by the normal scale-down once the stabilisation window has passed.
     """
 
     memory_threshold: float
@@ -228,6 +238,7 @@ class Policy:
     trend_min_t: float = 3.0
     trend_min_level: float = 0.5
     memory_full: float = 0.99
+    data_drop_factor: float = 2.0
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -265,6 +276,8 @@ class Policy:
             raise ValueError("trend min samples must be at least 3 (a line and its noise)")
         if not (0 < self.memory_full <= 1):
             raise ValueError(f"memory full must be a fraction in (0, 1], got {self.memory_full}")
+        if self.data_drop_factor < 1:
+            raise ValueError(f"data drop factor must be at least 1, got {self.data_drop_factor}")
 
     @property
     def lookback(self) -> timedelta:
@@ -407,26 +420,26 @@ class _MetricView:
     peak: float | None  # up-window peak
     trend: _Trend | None
 
-    def meaningful_rise(self, policy: Policy, limit: float | None) -> bool:
-        """The trend rises for real: significant slope, rise beyond the noise and at least
-        one percentage point of ``limit`` over the horizon."""
+    def meaningful_rise(self, policy: Policy) -> bool:
+        """The trend rises for real: a significant slope (t-statistic at least
+        ``trend_min_t``) and a projected rise over the horizon larger than the residual
+        noise."""
         tr = self.trend
         if tr is None or tr.slope <= 0 or tr.t_stat < policy.trend_min_t:
             return False
-        if tr.rise < 2 * tr.noise:
-            return False
-        if limit is not None and tr.rise / limit * 100 < 1.0:
-            return False
-        return True
+        return tr.rise > tr.noise
 
-    def need(self, policy: Policy, limit: float | None) -> float | None:
+    def need(self, policy: Policy, dropping: bool = False) -> float | None:
         """What a plan must hold: the up-window peak, or the projection if the trend is
-        meaningfully rising and higher."""
+        meaningfully rising and higher; times ``data_drop_factor`` while this metric is
+        dropping data (its readings are capped at the limit)."""
         if self.peak is None:
             return None
         need = self.peak
-        if self.meaningful_rise(policy, limit):
+        if self.meaningful_rise(policy):
             need = max(need, self.trend.projected)
+        if dropping:
+            need = max(need, self.peak * policy.data_drop_factor)
         return need
 
 
@@ -524,10 +537,16 @@ def decide(
     recent_span = (now - recent[0].at) if recent else timedelta(0)
     up_span = max(policy.up_window, recent_span)
 
+    # Trend window: at least the last trend_min_samples good samples, and they must span
+    # at least half the window (a few readings just after a start or a change are noise).
     trend_start = now - policy.trend_window
     trend_samples = [s for s in good if s.at > trend_start]
     if len(trend_samples) < policy.trend_min_samples:
         trend_samples = good[-policy.trend_min_samples:]
+    if len(trend_samples) < policy.trend_min_samples or (
+        trend_samples[-1].at - trend_samples[0].at < policy.trend_window / 2
+    ):
+        trend_samples = []
     horizon_s = policy.trend_horizon.total_seconds()
 
     def view(name: str, attr: str) -> _MetricView:
@@ -543,11 +562,11 @@ def decide(
     conn = view("connections", "connected_clients")
     mem_pct = current.memory_pct(mem.avg) if mem.avg is not None else None
     conn_pct = current.connection_pct(conn.avg) if conn.avg is not None else None
-    need_mem = mem.need(policy, current.memory_bytes)
-    need_conn = conn.need(policy, current.connection_limit)
+    need_mem = mem.need(policy)
+    need_conn = conn.need(policy)
 
-    def fitting(candidates: Sequence[Plan], mem_limit: float = mem_thr, conn_limit: float = conn_thr) -> Plan | None:
-        return _cheapest([p for p in candidates if _fits(p, need_mem, need_conn, mem_limit, conn_limit)], rank)
+    def fitting(candidates: Sequence[Plan], nm: float | None, nc: float | None) -> Plan | None:
+        return _cheapest([p for p in candidates if _fits(p, nm, nc, mem_thr, conn_thr)], rank)
 
     if last_change_at is not None and not relevant:
         return decision(
@@ -559,7 +578,7 @@ def decide(
     if cur < lo or cur > hi:
         in_range = plans[lo:hi + 1]
         have_load = need_mem is not None
-        target = fitting(in_range) if have_load else None
+        target = fitting(in_range, need_mem, need_conn) if have_load else None
         cannot = False
         if target is None:
             if have_load:
@@ -582,7 +601,8 @@ def decide(
             f"no samples on {current.name} in the last {_fmt_duration(policy.lookback)}; nothing to decide on",
         )
 
-    def go_up(why: str, *, breaching: bool, data_drop: bool) -> Decision:
+    def go_up(why: str, *, breaching: bool, data_drop: bool, nm: float | None = need_mem,
+              nc: float | None = need_conn) -> Decision:
         if cur >= hi:
             if breaching or data_drop:
                 return decision(
@@ -595,16 +615,16 @@ def decide(
                 f"{why}; {current.name} is already the maximum plan",
                 mem_pct=mem_pct, conn_pct=conn_pct,
             )
-        target = fitting(plans[cur + 1:hi + 1])
+        target = fitting(plans[cur + 1:hi + 1], nm, nc)
         if target is None:
             return decision(
                 "up", max_plan,
                 f"{why}; no plan up to the maximum {max_plan.name} keeps every metric under its threshold, "
-                f"going to {max_plan.name} ({_keeps(max_plan, need_mem, need_conn)}); cannot scale further",
+                f"going to {max_plan.name} ({_keeps(max_plan, nm, nc)}); cannot scale further",
                 breaching=breaching, data_drop=data_drop, cannot=True, mem_pct=mem_pct, conn_pct=conn_pct,
             )
         return decision(
-            "up", target, f"{why}; {target.name} keeps {_keeps(target, need_mem, need_conn)}",
+            "up", target, f"{why}; {target.name} keeps {_keeps(target, nm, nc)}",
             breaching=breaching, data_drop=data_drop, mem_pct=mem_pct, conn_pct=conn_pct,
         )
 
@@ -613,16 +633,25 @@ def decide(
     drops = []
     evicted = _counter_rise(recent, "evicted_keys")
     rejected = _counter_rise(recent, "rejected_connections")
+    memory_full = mem.peak is not None and mem.peak >= policy.memory_full * current.memory_bytes
     if evicted > 0:
         drops.append(f"evicted keys rose by {_fmt_count(evicted)}")
     if rejected > 0:
         drops.append(f"rejected connections rose by {_fmt_count(rejected)}")
-    if mem.peak is not None and mem.peak >= policy.memory_full * current.memory_bytes:
+    if memory_full:
         drops.append(f"memory reached {_fmt_pct(current.memory_pct(mem.peak))} of {current.name}'s limit")
     if drops:
         # Dropping data is worse than a breach: it counts as one whatever the averages.
-        why = f"data is being dropped: {', '.join(drops)} in the last {window_text}"
-        return go_up(why, breaching=True, data_drop=True)
+        # The readings are capped at the limits, so size for data_drop_factor times them.
+        why = (
+            f"data is being dropped: {', '.join(drops)} in the last {window_text} "
+            f"(sized for {policy.data_drop_factor:g}x the capped readings)"
+        )
+        return go_up(
+            why, breaching=True, data_drop=True,
+            nm=mem.need(policy, dropping=bool(evicted) or memory_full),
+            nc=conn.need(policy, dropping=bool(rejected)),
+        )
 
     # 4. Enough samples?
     if len(recent) < policy.min_samples:
@@ -649,7 +678,7 @@ def decide(
         (mem, current.memory_bytes, mem_thr),
         (conn, current.connection_limit, conn_thr),
     ):
-        if limit is None or not metric.meaningful_rise(policy, limit):
+        if limit is None or not metric.meaningful_rise(policy):
             continue
         tr = metric.trend
         level_pct, projected_pct = tr.level / limit * 100, tr.projected / limit * 100
@@ -673,13 +702,6 @@ def decide(
 
     if cur <= lo:
         return stay(f"{current.name} is the minimum plan")
-    rising = [
-        m.name for m in (mem, conn)
-        if m.trend is not None and m.trend.slope > 0 and m.trend.t_stat >= _RISING_T
-    ]
-    if rising:
-        return stay(f"not scaling down while {' and '.join(rising)} {'is' if len(rising) == 1 else 'are'} rising")
-
     stab = policy.stabilisation_window
     window_start = now - stab
     anchors = [s for s in relevant if s.at <= window_start]
@@ -706,26 +728,47 @@ def decide(
             peaks += f" and connections at {_fmt_pct(peak_conn_pct)}"
         return stay(f"{peaks} in the last {_fmt_duration(stab)}; not scaling down")
 
+    # A rising trend must still fit the lower plan when projected over another
+    # stabilisation window: the soonest the engine could be sure enough to come back down.
+    need_down_mem, need_down_conn = float(peak_mem), float(peak_conn)
+    rising = []
+    for metric in (mem, conn):
+        tr = metric.trend
+        if tr is None or tr.slope <= 0 or tr.t_stat < _RISING_T:
+            continue
+        ahead = tr.level + tr.slope * stab.total_seconds()
+        if metric.name == "memory":
+            need_down_mem = max(need_down_mem, ahead)
+        else:
+            need_down_conn = max(need_down_conn, ahead)
+        rising.append(metric.name)
+
     margin = 1 - policy.down_margin
     mem_down, conn_down = mem_thr * margin, conn_thr * margin
     lower = [p for p in plans[lo:cur] if p.monthly_cost < current.monthly_cost]
-    target = _cheapest([p for p in lower if _fits(p, peak_mem, peak_conn, mem_down, conn_down)], rank)
+    target = _cheapest([p for p in lower if _fits(p, need_down_mem, need_down_conn, mem_down, conn_down)], rank)
     peaks_text = f"peak memory {_fmt_pct(peak_mem_pct)}"
     if peak_conn_pct is not None:
         peaks_text += f", peak connections {_fmt_pct(peak_conn_pct)}"
+    what = f"the {_fmt_duration(stab)} peak"
+    if rising:
+        what += (
+            f" and the projection {_fmt_duration(stab)} ahead of the rising "
+            f"{' and '.join(rising)}"
+        )
     limits_text = f"memory {_fmt_threshold(round(mem_down, 1))}, connections {_fmt_threshold(round(conn_down, 1))}"
     if target is None:
         if not lower:
             return stay(f"no cheaper plan above the minimum {min_plan.name}")
         nearest = lower[-1]
         return stay(
-            f"{nearest.name} would hold the {_fmt_duration(stab)} peak at {_keeps(nearest, peak_mem, peak_conn)}, "
+            f"{nearest.name} would hold {what} at {_keeps(nearest, need_down_mem, need_down_conn)}, "
             f"over the down limits ({limits_text}: thresholds less the {policy.down_margin:.0%} margin)"
         )
     return decision(
         "down", target,
         f"every metric stayed under its threshold for {_fmt_duration(stab)} on {current.name} ({peaks_text}); "
-        f"{target.name} keeps that peak at {_keeps(target, peak_mem, peak_conn)} "
+        f"{target.name} holds {what} at {_keeps(target, need_down_mem, need_down_conn)} "
         f"(down limits {limits_text}: thresholds less the {policy.down_margin:.0%} margin)",
         mem_pct=mem_pct, conn_pct=conn_pct,
     )

@@ -143,7 +143,7 @@ class HerokuSchema:
                 self._add(link, f"/definitions/{_escape(name)}/links/{index}")
         for index, link in enumerate(self.root.get("links", [])):
             self._add(link, f"/links/{index}")
-        self._validators = {}
+        self._checkers = {}
 
     def _add(self, link, pointer):
         href, method = link.get("href", ""), link.get("method")
@@ -165,13 +165,92 @@ class HerokuSchema:
         if key not in route.link:
             return []
         cache_key = (route.pointer, key)
-        if cache_key not in self._validators:
-            ref = {"$ref": f"{self.base_uri}#{route.pointer}/{key}"}
-            self._validators[cache_key] = Draft4Validator(ref, registry=self.registry, format_checker=_FORMATS)
-        return [
-            f"{'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
-            for error in self._validators[cache_key].iter_errors(instance)
+        if cache_key not in self._checkers:
+            self._checkers[cache_key] = self._compile(self._inline(route.link[key], ()))
+        return self._checkers[cache_key](instance, ())
+
+    def _compile(self, schema):
+        """A check(instance, path) -> messages. `$ref`s are inlined beforehand (a recursive one
+        stays, made absolute for the registry). Plain lists are checked item by item and plain
+        object schemas property by property, remembering values already found valid, so that
+        listing thousands of add-ons stays fast; anything else goes to jsonschema whole."""
+        if _is_plain(schema, "array") and isinstance(schema.get("items"), dict):
+            check_item = self._compile(schema["items"])
+
+            def check_list(instance, path):
+                if not isinstance(instance, list):
+                    return [f"{_where(path)}: {instance!r} is not of type 'array'"]
+                return [m for index, item in enumerate(instance) for m in check_item(item, path + (index,))]
+
+            return check_list
+        if _is_plain(schema, "object") and isinstance(schema.get("properties"), dict) \
+                and schema.get("additionalProperties", True) in (True, False) and "patternProperties" not in schema:
+            required, closed = schema.get("required", []), schema.get("additionalProperties") is False
+            properties = {name: self._memoised(sub) for name, sub in schema["properties"].items()}
+
+            def check_object(instance, path):
+                if not isinstance(instance, dict):
+                    return [f"{_where(path)}: {instance!r} is not of type 'object'"]
+                problems = [f"{_where(path)}: {name!r} is a required property" for name in required
+                            if name not in instance]
+                if closed and set(instance) - set(properties):
+                    problems.append(f"{_where(path)}: additional properties are not allowed: "
+                                    f"{sorted(set(instance) - set(properties))}")
+                for name, value in instance.items():
+                    if name in properties:
+                        problems.extend(properties[name](value, path + (name,)))
+                return problems
+
+            return check_object
+        validator = Draft4Validator(schema, registry=self.registry, format_checker=_FORMATS)
+        return lambda instance, path: [
+            f"{_where(path + tuple(error.absolute_path))}: {error.message}" for error in validator.iter_errors(instance)
         ]
+
+    def _memoised(self, schema):
+        check, valid = self._compile(schema), set()
+
+        def check_memoised(instance, path):
+            key = json.dumps(instance, sort_keys=True)
+            if key in valid:
+                return []
+            problems = check(instance, path)
+            if not problems:
+                valid.add(key)
+            return problems
+
+        return check_memoised
+
+    def _inline(self, node, stack):
+        if isinstance(node, list):
+            return [self._inline(value, stack) for value in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            if ref in stack:
+                return {"$ref": self.base_uri + ref}
+            target = self.root
+            for token in ref[2:].split("/"):
+                token = token.replace("~1", "/").replace("~0", "~")
+                target = target[int(token)] if isinstance(target, list) else target[token]
+            return self._inline(target, stack + (ref,))
+        return {name: self._inline(value, stack) for name, value in node.items()}
+
+
+# Keywords that only describe; a schema with nothing else but type/properties/required/
+# additionalProperties (or type/items) can be checked piecewise.
+_ANNOTATIONS = {"description", "title", "$schema", "stability", "strictProperties", "definitions", "links",
+                "example", "readOnly", "id", "identity"}
+
+
+def _is_plain(schema, kind):
+    allowed = {"type", "items"} if kind == "array" else {"type", "properties", "required", "additionalProperties"}
+    return isinstance(schema, dict) and schema.get("type") in ([kind], kind) and set(schema) <= allowed | _ANNOTATIONS
+
+
+def _where(path):
+    return "/".join(map(str, path)) or "(root)"
 
 
 def _escape(token):
@@ -354,7 +433,8 @@ class FakeHeroku:
         status, data, extra = getattr(self, handler)(params, headers, body)
         if 200 <= status < 300:
             for problem in self.schema.errors(route, "targetSchema", data):
-                self.violations.append(f"fake answer to {route!r} breaks targetSchema: {problem}")
+                if not _KNOWN_LIVE_DIFFERENCE.search(problem):
+                    self.violations.append(f"fake answer to {route!r} breaks targetSchema: {problem}")
         return self._response(status, data, extra)
 
     def _fault(self, fault, route, params, headers, body):
@@ -585,12 +665,15 @@ class FakeHeroku:
                 except Exception as exc:  # a bug in the fake must not look like Heroku
                     fake.violations.append(f"fake crashed on {self.command} {self.path}: {exc!r}")
                     status, headers, payload = 500, {}, b'{"id":"fake_crashed","message":"see violations"}'
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
@@ -610,6 +693,24 @@ class FakeHeroku:
             thread.join(timeout=5)
 
 
+@contextlib.contextmanager
+def installed_fake(**options):
+    """A `FakeHeroku(**options)` answering every `requests` call to its base URL through
+    `responses` (no socket, and any other URL is refused) for the block, which then fails
+    if the fake saw a request the real Heroku would refuse. For a pytest fixture:
+
+        with installed_fake() as fake:
+            yield fake
+    """
+    import responses
+
+    fake = FakeHeroku(**options)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake.install(mock)
+        yield fake
+    fake.assert_no_violations()
+
+
 _APP = "/apps/{(%23%2Fdefinitions%2Fapp%2Fdefinitions%2Fidentity)}"
 _ADDON = "{(%23%2Fdefinitions%2Fadd-on%2Fdefinitions%2Fidentity)}"
 _HANDLERS = {  # (method, schema href) -> FakeHeroku method; other schema routes answer 501
@@ -622,6 +723,9 @@ _HANDLERS = {  # (method, schema href) -> FakeHeroku method; other schema routes
     ("GET", f"{_APP}/config-vars"): "_get_config_vars",
     ("GET", "/account/rate-limits"): "_get_rate_limits",
 }
+# The live API answers add-on state "deprovisioning", which the schema's enum lacks
+# (../shared/heroku/README.md): a fake add-on in that state is not the fake's mistake.
+_KNOWN_LIVE_DIFFERENCE = re.compile(r"state: 'deprovisioning' is not one of")
 _DEFAULT_ERROR_IDS = {400: "bad_request", 401: "unauthorized", 402: "delinquent", 403: "forbidden",
                       404: "not_found", 422: "invalid_params", 429: "rate_limit", 500: "internal_server_error",
                       502: "bad_gateway", 503: "service_unavailable"}

@@ -1,0 +1,131 @@
+"""Generate the example load traces in this folder (deterministic: fixed seeds).
+
+    python examples/traces/make_traces.py            # writes the CSVs next to this file
+    python examples/traces/make_traces.py OUT_DIR
+
+Each trace is ``timestamp,used_memory,connected_clients`` (ISO 8601 UTC, bytes, count),
+the format ``manage.py simulate`` reads. Memory figures are in MiB (1,048,576 bytes), as
+Heroku Key-Value Store plans are sized.
+
+daily_queue_cycle.csv  24 h, 1-min points: a job queue that fills by day to about 70 % of
+                       a premium-2 (175 MiB, 60 clients) around 14:00 and drains by
+                       night (about 14 MiB, 8 clients), with bursty queue noise.
+sudden_spike.csv       6 h, 15-s points: steady 28 MiB and 22 clients, then at 02:00 a
+                       bulk import fills 300 MiB within a minute, holds 30 min, drains
+                       over 15 min.
+slow_leak.csv          12 h, 1-min points: memory leaks 0.6 MiB a minute from 20 MiB to
+                       about 380 MiB, a deploy at 10:00 restarts it, then leaks again;
+                       20 clients.
+connection_storm.csv   8 h, 15-s points: steady 28 MiB and 20 clients, with three
+                       connection storms (web dynos scaled out for a traffic surge, each
+                       opening its pool: to 140, 240 and 180 clients within 1 to 2 min)
+                       lasting 30, 60 and 45 min.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+MIB = 1_048_576
+START = datetime(2024, 3, 4, tzinfo=timezone.utc)
+
+
+def write(path: Path, rows) -> None:
+    with open(path, "w", newline="") as fh:
+        fh.write("timestamp,used_memory,connected_clients\n")
+        for at, mem_mib, clients in rows:
+            stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            fh.write(f"{stamp},{max(0, int(round(mem_mib * MIB)))},{max(0, int(round(clients)))}\n")
+
+
+def daily_queue_cycle():
+    rng = random.Random(20240304)
+    for minute in range(24 * 60 + 1):
+        hour = minute / 60
+        bump = math.sin(math.pi * (hour - 6) / 16) ** 2 if 6 <= hour <= 22 else 0.0
+        # Producers enqueue in bursts that workers drain: a 7-minute sawtooth that grows
+        # with the load, plus jitter.
+        saw = ((minute % 7) / 7 - 0.5) * 6 * (0.3 + bump)
+        mem = 14 + 161 * bump + saw + rng.gauss(0, 1.5)
+        clients = 8 + 52 * bump + rng.gauss(0, 2)
+        yield START + timedelta(minutes=minute), mem, clients
+
+
+def sudden_spike():
+    rng = random.Random(20240305)
+    spike, hold, drain = 2 * 3600, 30 * 60, 15 * 60
+    for step in range(6 * 240 + 1):
+        second = step * 15
+        if second < spike:
+            level, extra_clients = 28.0, 0.0
+        elif second < spike + 60:
+            frac = (second - spike) / 60
+            level, extra_clients = 28 + 272 * frac, 35 * frac
+        elif second < spike + hold:
+            level, extra_clients = 300.0, 35.0
+        elif second < spike + hold + drain:
+            frac = 1 - (second - spike - hold) / drain
+            level, extra_clients = 28 + 272 * frac, 35 * frac
+        else:
+            level, extra_clients = 28.0, 0.0
+        mem = level + rng.gauss(0, 1 if level < 50 else 5)
+        clients = 22 + extra_clients + rng.gauss(0, 2)
+        yield START + timedelta(seconds=second), mem, clients
+
+
+def slow_leak():
+    rng = random.Random(20240306)
+    restart = 10 * 60
+    for minute in range(12 * 60 + 1):
+        since = minute if minute < restart else minute - restart
+        mem = 20 + 0.6 * since + rng.gauss(0, 1.5)
+        clients = 20 + rng.gauss(0, 2)
+        yield START + timedelta(minutes=minute), mem, clients
+
+
+def connection_storm():
+    rng = random.Random(20240307)
+    storms = [  # (start s, ramp s, hold s, decay s, peak clients)
+        (3600, 60, 1800, 120, 140),
+        (12600, 90, 3600, 180, 240),
+        (21600, 60, 2700, 120, 180),
+    ]
+    for step in range(8 * 240 + 1):
+        second = step * 15
+        clients = 20.0
+        for start, ramp, hold, decay, peak in storms:
+            t = second - start
+            if 0 <= t < ramp:
+                clients = 20 + (peak - 20) * t / ramp
+            elif ramp <= t < ramp + hold:
+                clients = peak
+            elif ramp + hold <= t < ramp + hold + decay:
+                clients = peak - (peak - 20) * (t - ramp - hold) / decay
+        clients += rng.gauss(0, 2)
+        mem = 28 + rng.gauss(0, 1) + (clients - 20) * 0.02  # a little memory per client
+        yield START + timedelta(seconds=second), mem, clients
+
+
+TRACES = {
+    "daily_queue_cycle.csv": daily_queue_cycle,
+    "sudden_spike.csv": sudden_spike,
+    "slow_leak.csv": slow_leak,
+    "connection_storm.csv": connection_storm,
+}
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent
+    out.mkdir(parents=True, exist_ok=True)
+    for name, make in TRACES.items():
+        write(out / name, make())
+        print(out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

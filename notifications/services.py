@@ -1,0 +1,100 @@
+"""What is mailed, when, and to whom.
+
+Every alert is written to the Notification table before it is sent (the outbox), under a
+row lock on its instance, and the last alert of the same kind decides whether to send: the
+same condition (fingerprint) is mailed once, then again only when it changes or after
+ALERT_REPEAT_SECONDS. A mail that cannot be sent is recorded and logged, never raised.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.urls import reverse
+
+from autoscaler.redaction import redact
+from notifications.models import Notification
+from scaling.models import RedisInstance
+
+logger = logging.getLogger(__name__)
+
+UNREACHABLE_AFTER = 3  # failed samples in a row before "unreachable" is mailed
+Kind = Notification.Kind
+
+
+def instance_admin_url(instance):
+    path = reverse("admin:scaling_redisinstance_change", args=[instance.pk])
+    return f"{settings.SITE_URL}{path}" if settings.SITE_URL else path
+
+
+def _header(instance):
+    return [
+        f"Instance:  {instance.name}",
+        f"Heroku app: {instance.app_name} (config var {instance.config_var})",
+        f"Plan:      {instance.current_plan.describe()}",
+    ]
+
+
+def notification_send(*, instance, kind, fingerprint, subject, lines, now):
+    """Record and mail one alert unless the same condition was mailed recently.
+
+    Returns the Notification, or None when it was a repeat.
+    """
+    repeat_after = timedelta(seconds=settings.ALERT_REPEAT_SECONDS)
+    with transaction.atomic():
+        # The row lock makes two workers' checks of the same alert act once.
+        RedisInstance.objects.select_for_update().filter(pk=instance.pk).first()
+        last = Notification.objects.filter(instance=instance, kind=kind).order_by("-created_at").first()
+        if last and last.fingerprint == fingerprint and now - last.created_at < repeat_after:
+            return None
+        body = redact("\n".join(_header(instance) + [""] + list(lines) + ["", f"Details: {instance_admin_url(instance)}"]))
+        notification = Notification.objects.create(
+            instance=instance, kind=kind, fingerprint=fingerprint[:200],
+            subject=redact(f"{settings.EMAIL_PREFIX}{subject}")[:300], body=body,
+            recipients=", ".join(settings.RECIPIENTS), created_at=now,
+        )
+    _deliver(notification, now)
+    return notification
+
+
+def _deliver(notification, now):
+    if not settings.ENABLE_EMAILS:
+        notification.error = "not sent: ENABLE_EMAILS is off"
+    elif not settings.RECIPIENTS:
+        notification.error = "not sent: RECIPIENTS is empty"
+    else:
+        message = EmailMessage(
+            subject=notification.subject, body=notification.body,
+            from_email=settings.SERVER_EMAIL, to=list(settings.RECIPIENTS),
+        )
+        try:
+            message.send(fail_silently=False)
+            notification.sent_at = now
+        except Exception as error:  # noqa: BLE001 - a mail never stops scaling
+            notification.error = redact(f"{error.__class__.__name__}: {error}")[:1000]
+            logger.error("mail %r could not be sent: %s", notification.subject, notification.error)
+    Notification.objects.filter(pk=notification.pk).update(sent_at=notification.sent_at, error=notification.error)
+
+
+def unreachable_instances_notify(*, instance_ids, now=None):
+    """Mail for each instance that has failed UNREACHABLE_AFTER samples in a row."""
+    from django.utils import timezone
+
+    from logs.models import MetricLog
+
+    now = now or timezone.now()
+    for instance in RedisInstance.objects.with_plans().filter(pk__in=instance_ids, consecutive_failures__gte=UNREACHABLE_AFTER):
+        last = MetricLog.objects.filter(instance=instance).order_by("-collected_at").first()
+        reason = last.error if last and not last.ok else "unknown"
+        notification_send(
+            instance=instance, kind=Kind.UNREACHABLE, fingerprint=f"unreachable:{last.error_kind if last else ''}",
+            subject=f"{instance.name}: Redis unreachable ({instance.consecutive_failures} samples in a row)",
+            lines=[
+                f"The last {instance.consecutive_failures} samples of this Redis failed.",
+                f"Last error: {reason}",
+                "Scaling decisions wait for successful samples; a failed read never scales down.",
+            ],
+            now=now,
+        )

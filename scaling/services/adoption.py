@@ -1,0 +1,40 @@
+"""Plans changed outside the app are noticed and adopted, not fought (DESIGN section 7)."""
+
+import logging
+
+from django.db import transaction
+
+from logs.models import ScalingAction
+from scaling.models import RedisInstance
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def plan_adopt_if_changed(*, instance, plan, now, found_by):
+    """Make `plan` the instance's current plan if it differs, and record that we did.
+
+    Skipped while one of our own plan changes is in flight: the scaling check follows that
+    one and would otherwise be overtaken by a read that raced it. Returns True if adopted.
+    """
+    if plan.pk == instance.current_plan_id:
+        return False
+    if ScalingAction.objects.filter(instance=instance, status=ScalingAction.Status.PENDING).exists():
+        return False
+    old_plan = instance.current_plan
+    # Compare-and-set: only the first of two racing readers adopts.
+    changed = RedisInstance.objects.filter(pk=instance.pk, current_plan=old_plan).update(
+        current_plan=plan, plan_changed_at=now
+    )
+    if not changed:
+        return False
+    direction = ScalingAction.Direction.UP if (plan.mem_limit, plan.cost) > (old_plan.mem_limit, old_plan.cost) else ScalingAction.Direction.DOWN
+    ScalingAction.objects.create(
+        instance=instance, instance_name=instance.name, created_at=now, finished_at=now,
+        from_plan=old_plan, to_plan=plan, direction=direction, status=ScalingAction.Status.SUCCEEDED,
+        reason=f"plan changed outside the app from {old_plan.plan_name} to {plan.plan_name} "
+        f"(found by {found_by}); adopted as the current plan",
+    )
+    instance.current_plan, instance.plan_changed_at = plan, now
+    logger.info("instance %s: adopted plan %s changed outside the app (was %s)", instance.name, plan.plan_name, old_plan.plan_name)
+    return True

@@ -1,0 +1,161 @@
+"""Sampling: one INFO read per instance per slot, stored as a MetricLog.
+
+Reads run concurrently on a thread pool (they wait on the network); the database work is
+done by the calling thread. A slow or broken Redis holds one thread for at most the read
+timeout and never delays the others' samples.
+"""
+
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from logs.models import MetricLog
+from scaling.crypto import DecryptionError
+from scaling.heroku import HerokuError
+from scaling.metrics import MetricsReadError, RedisMetricsReader
+from scaling.models import RedisInstance
+from scaling.services.instances import ResolutionError, instance_refresh, instance_refresh_due
+
+logger = logging.getLogger(__name__)
+
+READ_THREADS = 32
+
+
+@functools.cache
+def metrics_reader():
+    """The process's reader: it keeps one connection per instance between samples."""
+    return RedisMetricsReader(
+        connect_timeout=getattr(settings, "REDIS_CONNECT_TIMEOUT", 5.0),
+        read_timeout=getattr(settings, "REDIS_READ_TIMEOUT", 5.0),
+    )
+
+
+@functools.cache
+def _read_pool():
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="redis-read")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The outcome of one read: info, or the error (kind and one-line reason)."""
+
+    info: object = None
+    error_kind: str = ""
+    error: str = ""
+    needs_refresh: bool = False  # Heroku may know better (new password, moved host)
+
+
+def _read(instance, reader):
+    try:
+        url = instance.redis_url
+    except DecryptionError as error:
+        return Reading(error_kind="bad_url", error=str(error), needs_refresh=True)
+    if not url:
+        return Reading(error_kind="unresolved", error="Redis URL not resolved yet", needs_refresh=True)
+    try:
+        info = reader.read(str(instance.pk), url)
+    except MetricsReadError as error:
+        return Reading(error_kind=error.kind, error=str(error), needs_refresh=error.needs_refresh)
+    if not info.usable:
+        return Reading(error_kind="protocol", error="INFO had neither used_memory nor connected_clients: " + "; ".join(info.warnings))
+    return Reading(info=info)
+
+
+def _refresh(instance, now):
+    """Ask Heroku for the URL again (rate-limited per instance). True if something changed."""
+    if not instance_refresh_due(instance=instance, now=now):
+        return False
+    try:
+        return instance_refresh(instance=instance, now=now)
+    except (ResolutionError, HerokuError) as error:
+        logger.warning("instance %s: refresh from Heroku failed: %s", instance.name, error)
+        RedisInstance.objects.filter(pk=instance.pk).update(refresh_requested_at=now, resolved_at=now)
+        instance.resolved_at = now
+        return False
+
+
+def sample_from_reading(*, instance, slot, collected_at, reading):
+    plan = instance.current_plan
+    log = MetricLog(instance=instance, slot=slot, collected_at=collected_at, plan=plan)
+    if reading.info is None:
+        log.error_kind, log.error = reading.error_kind, reading.error[:2000]
+        return log
+    info = reading.info
+    log.used_memory, log.maxmemory = info.used_memory, info.maxmemory
+    log.connected_clients, log.maxclients = info.connected_clients, info.maxclients
+    log.evicted_keys, log.rejected_connections, log.ops_per_sec = info.evicted_keys, info.rejected_connections, info.ops_per_sec
+    log.warnings = "; ".join(info.warnings)
+    if info.used_memory is not None:
+        log.memory_pct = round(100.0 * info.used_memory / plan.mem_limit_bytes, 3)
+    # Unlimited plans have no connection percentage (and never a division by -1).
+    if info.connected_clients is not None and plan.conn_limit > 0:
+        log.connection_pct = round(100.0 * info.connected_clients / plan.conn_limit, 3)
+    return log
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    stored: int
+    failed: int
+    skipped: int
+
+
+def samples_collect(*, due, reader=None, now_fn=timezone.now):
+    """Take one sample for each (instance id, slot) in `due`; a slot already sampled is skipped."""
+    reader = reader or metrics_reader()
+    slots = dict(due)
+    instances = list(RedisInstance.objects.with_plans().filter(pk__in=slots))
+    taken = set(MetricLog.objects.filter(instance__in=instances, slot__in=set(slots.values())).values_list("instance_id", "slot"))
+    instances = [i for i in instances if (i.pk, slots[i.pk]) not in taken]
+    skipped = len(slots) - len(instances)
+
+    for instance in instances:
+        if not instance.redis_url_encrypted:
+            _refresh(instance, now_fn())
+    readings = dict(zip([i.pk for i in instances], _read_pool().map(lambda i: _read(i, reader), instances)))
+    for instance in instances:
+        # A failure Heroku can explain (new password, moved host): refresh once, read again.
+        if readings[instance.pk].needs_refresh and _refresh(instance, now_fn()):
+            readings[instance.pk] = _read(instance, reader)
+
+    now = now_fn()
+    logs = [sample_from_reading(instance=i, slot=slots[i.pk], collected_at=now, reading=readings[i.pk]) for i in instances]
+    with transaction.atomic():
+        # ignore_conflicts: a task run twice for one slot stores one sample.
+        MetricLog.objects.bulk_create(logs, ignore_conflicts=True)
+        ok_ids = [log.instance_id for log in logs if log.ok]
+        failed_ids = [log.instance_id for log in logs if not log.ok]
+        RedisInstance.objects.filter(pk__in=ok_ids).exclude(consecutive_failures=0).update(consecutive_failures=0)
+        RedisInstance.objects.filter(pk__in=failed_ids).update(consecutive_failures=F("consecutive_failures") + 1)
+    for log in logs:
+        if not log.ok:
+            logger.warning("instance %s: sample failed (%s): %s", log.instance.name, log.error_kind, log.error)
+    _after_samples(instance_ids=failed_ids)
+    return CollectResult(stored=len(logs), failed=len(failed_ids), skipped=skipped)
+
+
+def _after_samples(*, instance_ids):
+    """Hook for alerts on failures (unreachable instances)."""
+    if not instance_ids:
+        return
+    from notifications.services import unreachable_instances_notify
+
+    unreachable_instances_notify(instance_ids=instance_ids)
+
+
+def instances_collect_now(*, names=None, now_fn=timezone.now):
+    """`collect_metrics [NAME ...]`: one sample now for the named (or all) instances."""
+    queryset = RedisInstance.objects.all()
+    if names:
+        queryset = queryset.filter(name__in=names)
+        missing = sorted(set(names) - set(queryset.values_list("name", flat=True)))
+        if missing:
+            raise ResolutionError(f"no registered instance named {', '.join(missing)}")
+    now = now_fn()
+    return samples_collect(due=[(pk, now) for pk in queryset.values_list("pk", flat=True)], now_fn=now_fn)

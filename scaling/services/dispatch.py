@@ -1,0 +1,61 @@
+"""The dispatcher: which instances are due for a sample or a scaling check, claimed once.
+
+Every instance has its own grid of slots (its rate, shifted by a phase taken from its id so
+that thousands of instances do not all fall on the same second). A due slot is claimed with
+a compare-and-set update of `next_sample_at` / `next_check_at`: a dispatcher run twice, or
+two beats by mistake, enqueue each slot once.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.db.models import Q
+
+from scaling.models import RedisInstance
+
+COLLECT_BATCH = 25  # instances per collection task: their reads run concurrently
+EPOCH = datetime(2020, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def slot_phase(*, instance_id, rate_seconds):
+    return timedelta(seconds=(instance_id * 7919) % rate_seconds)
+
+
+def next_slot(*, instance_id, rate_seconds, after):
+    """The first slot of the instance's grid strictly after `after`."""
+    phase = slot_phase(instance_id=instance_id, rate_seconds=rate_seconds)
+    elapsed = (after - EPOCH - phase).total_seconds()
+    return EPOCH + phase + timedelta(seconds=(int(elapsed // rate_seconds) + 1) * rate_seconds)
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    samples: int
+    checks: int
+
+
+def _claim(*, field, rate_field, now, extra=Q()):
+    """Claim every due slot of `field`; returns [(instance id, slot)]."""
+    due = RedisInstance.objects.filter(extra & (Q(**{f"{field}__lte": now}) | Q(**{f"{field}__isnull": True})))
+    claimed = []
+    for pk, slot, rate in due.values_list("pk", field, rate_field).order_by(field).iterator(chunk_size=2000):
+        following = next_slot(instance_id=pk, rate_seconds=rate, after=now)
+        if RedisInstance.objects.filter(pk=pk, **{field: slot}).update(**{field: following}):
+            claimed.append((pk, slot or now))
+    return claimed
+
+
+def due_work_dispatch(*, now, enqueue_samples, enqueue_check):
+    """Enqueue the due samples (in batches) and scaling checks; each slot once."""
+    samples = _claim(field="next_sample_at", rate_field="metric_rate", now=now)
+    for start in range(0, len(samples), COLLECT_BATCH):
+        enqueue_samples(samples[start : start + COLLECT_BATCH])
+    checks = _claim(field="next_check_at", rate_field="scaling_rate", now=now, extra=Q(scaling_enabled=True))
+    for pk, slot in checks:
+        enqueue_check(pk, slot)
+    return DispatchResult(samples=len(samples), checks=len(checks))
+
+
+def instance_schedule_now(*, instance, now):
+    """Make a (new or edited) instance due at once: the next dispatcher tick picks it up."""
+    RedisInstance.objects.filter(pk=instance.pk).update(next_sample_at=now, next_check_at=now + timedelta(seconds=instance.scaling_rate))

@@ -1,0 +1,560 @@
+"""The scaling engine offline: replay a recorded load through :func:`scaling.engine.decide`.
+
+Standard library only (no Django): the ``simulate`` management command and the benchmark
+scripts are thin wrappers around this module.
+
+Trace format (DESIGN section 6)
+    CSV whose header contains the columns ``timestamp,used_memory,connected_clients``
+    (other columns are ignored; blank lines are skipped). ``timestamp`` is ISO 8601 with or
+    without a time zone (naive means UTC) or epoch seconds; ``used_memory`` is bytes and
+    ``connected_clients`` a count, both whole non-negative numbers. Timestamps must be
+    strictly increasing. Any problem raises :class:`TraceError` with a one-line message
+    naming the file line (1-based, the header is line 1).
+
+How the replay works (the same as the workers)
+    * The load is piecewise constant: each trace point holds until the next one; the last
+      point ends the trace (the trace covers ``first.at .. last.at``).
+    * A sample is taken every ``metric_rate`` from the first timestamp: the load is the
+      last trace point at or before the sample time, read against the plan in effect.
+      Like a real Redis at its limits, the reported used memory is capped at the plan's
+      memory and connected clients at the plan's connection limit; the excess is counted
+      in the cumulative ``evicted_keys`` counter (the largest excess since the previous
+      sample, in KiB, i.e. keys of about 1 KiB) and ``rejected_connections`` counter (the
+      largest excess of connections since the previous sample). So the engine sees data
+      drop as it would in production.
+    * The engine runs every ``scaling_interval`` from the first timestamp plus one interval,
+      after any sample due at the same moment. While a decided change is pending no new
+      decision is taken; the change lands ``change_delay`` after it was decided (samples
+      taken before then carry the old plan), and ``last_change_at`` is the landing time.
+    * Integration (cost, seconds over threshold, seconds over capacity) is exact over the
+      piecewise-constant load and the plan timeline, including the moments changes land.
+    * Cost is the monthly price prorated by the hour with ``HOURS_PER_MONTH`` = 730 hours a
+      month (365 days * 24 h / 12), fractions of an hour prorated too.
+    * ``final_plan`` is the plan in effect at the end of the trace (a change still pending
+      then is listed in ``plan_changes`` but has not landed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Sequence, TextIO
+
+from scaling.engine import Decision, Plan, Policy, Sample, decide, sort_ladder
+
+__all__ = [
+    "HOURS_PER_MONTH",
+    "TraceError",
+    "TracePoint",
+    "PlanChange",
+    "SimulationResult",
+    "parse_trace",
+    "simulate",
+    "baseline_original_rule",
+    "hindsight_floor_cost",
+]
+
+HOURS_PER_MONTH = 730.0
+"""Hours in a billing month for prorating monthly prices (365 * 24 / 12)."""
+
+REQUIRED_COLUMNS = ("timestamp", "used_memory", "connected_clients")
+
+
+class TraceError(ValueError):
+    """A trace that cannot be replayed. ``str(err)`` is one line naming the file line."""
+
+    def __init__(self, line: int, message: str):
+        self.line = line
+        super().__init__(f"line {line}: {message}")
+
+
+@dataclass(frozen=True)
+class TracePoint:
+    at: datetime
+    used_memory: int
+    connected_clients: int
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """A plan change, ``at`` when it was decided (it lands ``change_delay`` later)."""
+
+    at: datetime
+    from_plan: str
+    to_plan: str
+    reason: str
+
+    def to_json_dict(self) -> dict:
+        return {"at": _iso(self.at), "from": self.from_plan, "to": self.to_plan, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    plan_changes: list[PlanChange]
+    cost: float
+    seconds_over_threshold: float
+    seconds_over_capacity: float
+    final_plan: Plan
+    duration_seconds: float = 0.0
+    decisions: int = 0
+
+    def to_json_dict(self) -> dict:
+        """The ``simulate --json`` object (DESIGN section 6)."""
+        return {
+            "plan_changes": [c.to_json_dict() for c in self.plan_changes],
+            "cost": round(self.cost, 4),
+            "seconds_over_threshold": round(self.seconds_over_threshold, 3),
+            "seconds_over_capacity": round(self.seconds_over_capacity, 3),
+            "final_plan": self.final_plan.name,
+        }
+
+
+def _iso(at: datetime) -> str:
+    text = at.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# --------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _parse_timestamp(text: str, line: int) -> datetime:
+    value = text.strip()
+    if not value:
+        raise TraceError(line, "empty timestamp")
+    if _NUMBER.match(value):
+        seconds = float(value)
+        if seconds < 0:
+            raise TraceError(line, f"negative epoch timestamp {value!r}")
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise TraceError(line, f"epoch timestamp {value!r} is out of range") from None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise TraceError(line, f"timestamp {value!r} is neither ISO 8601 nor epoch seconds") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(timezone.utc)
+
+
+def _parse_count(text: str, column: str, line: int) -> int:
+    value = text.strip()
+    if not _NUMBER.match(value):
+        raise TraceError(line, f"{column} {value!r} is not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise TraceError(line, f"{column} {value!r} is not a finite number")
+    if number < 0:
+        raise TraceError(line, f"{column} must not be negative, got {value}")
+    if number != int(number):
+        raise TraceError(line, f"{column} must be a whole number, got {value}")
+    return int(number)
+
+
+def _lines(source) -> Iterable[str]:
+    """Lines from a path, a file object, CSV text (a ``str`` with a newline) or an
+    iterable of lines."""
+    if isinstance(source, (bytes, bytearray)):
+        return io.StringIO(bytes(source).decode("utf-8-sig"))
+    if isinstance(source, str) and ("\n" in source or "\r" in source):
+        return io.StringIO(source)
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, encoding="utf-8-sig", newline="") as fh:
+                return io.StringIO(fh.read())
+        except OSError as exc:
+            raise TraceError(0, f"cannot read trace {os.fspath(source)!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise TraceError(0, f"trace {os.fspath(source)!r} is not UTF-8 text") from None
+    return source
+
+
+def parse_trace(lines_or_file: str | os.PathLike | TextIO | Iterable[str]) -> list[TracePoint]:
+    """Parse a load trace (see the module docstring). Raises :class:`TraceError`."""
+    lines = iter(_lines(lines_or_file))
+    # Strip a byte-order mark from the first line of an already opened source.
+    first = True
+
+    def stripped():
+        nonlocal first
+        for raw in lines:
+            if first:
+                raw = raw.lstrip("\ufeff")
+                first = False
+            yield raw
+
+    reader = csv.reader(stripped())
+    try:
+        header = None
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                header = [cell.strip() for cell in row]
+                break
+        if header is None:
+            raise TraceError(max(reader.line_num, 1), "empty trace: expected the header timestamp,used_memory,connected_clients")
+        header_line = reader.line_num
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise TraceError(
+                header_line,
+                f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                f"(the header must contain timestamp,used_memory,connected_clients)",
+            )
+        index = {c: header.index(c) for c in REQUIRED_COLUMNS}
+        width = max(index.values()) + 1
+        points: list[TracePoint] = []
+        previous: datetime | None = None
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) < width:
+                raise TraceError(line, f"expected {len(header)} fields, got {len(row)}")
+            at = _parse_timestamp(row[index["timestamp"]], line)
+            used = _parse_count(row[index["used_memory"]], "used_memory", line)
+            clients = _parse_count(row[index["connected_clients"]], "connected_clients", line)
+            if previous is not None:
+                if at == previous:
+                    raise TraceError(line, f"duplicate timestamp {_iso(at)}")
+                if at < previous:
+                    raise TraceError(line, f"timestamp {_iso(at)} is before the previous row's {_iso(previous)}")
+            previous = at
+            points.append(TracePoint(at=at, used_memory=used, connected_clients=clients))
+    except csv.Error as exc:
+        raise TraceError(reader.line_num, f"malformed CSV: {exc}") from None
+    if not points:
+        raise TraceError(header_line, "empty trace: a header but no data rows")
+    return points
+
+
+# --------------------------------------------------------------------------------------
+# Replay
+# --------------------------------------------------------------------------------------
+
+# decide_fn(current, samples, last_change_at, last_decision_at, now) -> (action, target, reason)
+_DecideFn = Callable[[Plan, Sequence[Sample], "datetime | None", "datetime | None", datetime], "tuple[str, Plan | None, str]"]
+
+
+def _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay):
+    if not trace:
+        raise ValueError("empty trace")
+    plans = sort_ladder(ladder)
+    by_name = {p.name: p for p in plans}
+    for label, plan in (("start", start_plan), ("min", min_plan), ("max", max_plan)):
+        if plan.name not in by_name:
+            raise ValueError(f"{label} plan {plan.name} is not in the plan ladder")
+    if metric_rate <= timedelta(0) or scaling_interval <= timedelta(0):
+        raise ValueError("metric rate and scaling interval must be positive")
+    if change_delay < timedelta(0):
+        raise ValueError("change delay must not be negative")
+    return plans, by_name
+
+
+def _over(point: TracePoint, plan: Plan, mem_pct: float, conn_pct: float) -> bool:
+    if plan.memory_pct(point.used_memory) > mem_pct:
+        return True
+    if plan.connection_limit is not None and plan.connection_pct(point.connected_clients) > conn_pct:
+        return True
+    return False
+
+
+def _integrate(trace: Sequence[TracePoint], timeline: Sequence[tuple[datetime, Plan]], mem_thr: float, conn_thr: float):
+    """Cost, seconds over threshold and over capacity over the piecewise-constant load
+    and the plan timeline [(from, plan), ...] (sorted, first at or before the trace)."""
+    end = trace[-1].at
+    cuts = sorted({p.at for p in trace} | {at for at, _ in timeline if trace[0].at < at < end})
+    times = [at for at, _ in timeline]
+    trace_times = [p.at for p in trace]
+    cost = over_thr = over_cap = 0.0
+    for start, stop in zip(cuts, cuts[1:]):
+        seconds = (stop - start).total_seconds()
+        plan = timeline[bisect_right(times, start) - 1][1]
+        point = trace[bisect_right(trace_times, start) - 1]
+        cost += plan.monthly_cost / HOURS_PER_MONTH * seconds / 3600
+        if _over(point, plan, mem_thr, conn_thr):
+            over_thr += seconds
+        if _over(point, plan, 100.0, 100.0):
+            over_cap += seconds
+    return cost, over_thr, over_cap
+
+
+def _replay(
+    decide_fn: _DecideFn,
+    *,
+    trace: Sequence[TracePoint],
+    plans: Sequence[Plan],
+    start_plan: Plan,
+    memory_threshold: float,
+    connection_threshold: float,
+    metric_rate: timedelta,
+    scaling_interval: timedelta,
+    change_delay: timedelta,
+    keep: timedelta,
+) -> SimulationResult:
+    by_name = {p.name: p for p in plans}
+    plan = by_name[start_plan.name]
+    t0, end = trace[0].at, trace[-1].at
+    trace_times = [p.at for p in trace]
+
+    samples: deque[Sample] = deque()
+    evicted = rejected = 0
+    prev_index: int | None = None
+    changes: list[PlanChange] = []
+    timeline: list[tuple[datetime, Plan]] = [(t0, plan)]
+    pending: tuple[datetime, Plan] | None = None
+    last_change_at: datetime | None = None
+    last_decision_at: datetime | None = None
+    decisions = 0
+
+    def land_until(moment: datetime) -> None:
+        nonlocal pending, plan, last_change_at
+        if pending is not None and pending[0] <= moment:
+            plan = pending[1]
+            last_change_at = pending[0]
+            timeline.append((pending[0], plan))
+            pending = None
+
+    k_metric = k_scale = 0
+    scale_step = 1  # the first engine run is one interval after the start
+    while True:
+        t_metric = t0 + k_metric * metric_rate
+        t_scale = t0 + (k_scale + scale_step) * scaling_interval
+        now = min(t_metric, t_scale)
+        if now > end:
+            break
+        land_until(now)
+        if t_metric <= t_scale:
+            # Take a sample (before an engine run due at the same moment).
+            index = bisect_right(trace_times, now) - 1
+            point = trace[index]
+            first = index if prev_index is None else prev_index
+            window = trace[first:index + 1]
+            excess_mem = max(p.used_memory for p in window) - plan.memory_bytes
+            if excess_mem > 0:
+                evicted += max(1, math.ceil(excess_mem / 1024))
+            if plan.connection_limit is not None:
+                excess_conn = max(p.connected_clients for p in window) - plan.connection_limit
+                if excess_conn > 0:
+                    rejected += excess_conn
+            clients = point.connected_clients
+            if plan.connection_limit is not None:
+                clients = min(clients, plan.connection_limit)
+            samples.append(
+                Sample(
+                    at=now,
+                    plan_name=plan.name,
+                    used_memory=min(point.used_memory, plan.memory_bytes),
+                    connected_clients=clients,
+                    evicted_keys=evicted,
+                    rejected_connections=rejected,
+                )
+            )
+            while samples and samples[0].at < now - keep:
+                samples.popleft()
+            prev_index = index
+            k_metric += 1
+            continue
+        k_scale += 1
+        if pending is not None:
+            continue
+        decisions += 1
+        action, target, reason = decide_fn(plan, list(samples), last_change_at, last_decision_at, now)
+        if action in ("up", "down") and target is not None and target.name != plan.name:
+            changes.append(PlanChange(at=now, from_plan=plan.name, to_plan=target.name, reason=reason))
+            last_decision_at = now
+            pending = (now + change_delay, by_name[target.name])
+            land_until(now)  # a zero delay lands at once
+
+    land_until(end)
+    cost, over_thr, over_cap = _integrate(trace, timeline, memory_threshold, connection_threshold)
+    return SimulationResult(
+        plan_changes=changes,
+        cost=cost,
+        seconds_over_threshold=over_thr,
+        seconds_over_capacity=over_cap,
+        final_plan=plan,
+        duration_seconds=(end - t0).total_seconds(),
+        decisions=decisions,
+    )
+
+
+def simulate(
+    *,
+    trace: Sequence[TracePoint],
+    ladder: Sequence[Plan],
+    start_plan: Plan,
+    policy: Policy,
+    min_plan: Plan,
+    max_plan: Plan,
+    metric_rate: timedelta,
+    scaling_interval: timedelta,
+    change_delay: timedelta,
+) -> SimulationResult:
+    """Replay ``trace`` through :func:`scaling.engine.decide` (see the module docstring).
+
+    Seconds over threshold use ``policy``'s thresholds. ``policy`` is used as given (its
+    ``scaling_interval`` should normally equal ``scaling_interval``)."""
+    plans, by_name = _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay)
+
+    def engine(current, samples, last_change_at, _last_decision_at, now):
+        d: Decision = decide(
+            current=current,
+            ladder=plans,
+            min_plan=by_name[min_plan.name],
+            max_plan=by_name[max_plan.name],
+            samples=samples,
+            policy=policy,
+            last_change_at=last_change_at,
+            now=now,
+        )
+        return d.action, d.target, d.reason
+
+    return _replay(
+        engine,
+        trace=trace,
+        plans=plans,
+        start_plan=start_plan,
+        memory_threshold=policy.memory_threshold,
+        connection_threshold=policy.connection_threshold,
+        metric_rate=metric_rate,
+        scaling_interval=scaling_interval,
+        change_delay=change_delay,
+        keep=policy.lookback + metric_rate,
+    )
+
+
+def baseline_original_rule(
+    *,
+    trace: Sequence[TracePoint],
+    ladder: Sequence[Plan],
+    start_plan: Plan,
+    policy: Policy,
+    min_plan: Plan,
+    max_plan: Plan,
+    metric_rate: timedelta,
+    scaling_interval: timedelta,
+    change_delay: timedelta,
+) -> SimulationResult:
+    """The original product's rule, replayed the same way, for comparison.
+
+    Every scaling interval: average memory % and connection % (each sample against the
+    plan it was taken on; 0 % on a plan with unlimited connections) over the last
+    ``2 * scaling_interval``; skip the check if a change was decided within that window.
+    If the memory average is above its threshold, one step to the next plan with more
+    memory; else if the connection average is, one step to the next plan with a higher
+    connection limit (never past ``max_plan``; nothing at ``max_plan``). Otherwise, unless
+    at ``min_plan``, one step down to the next plan with less memory if both averages,
+    rescaled to that plan, stay under their thresholds. No trend, no data-drop signal, no
+    margin. Only ``policy``'s thresholds are used.
+    """
+    plans, by_name = _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay)
+    rank = {p.name: i for i, p in enumerate(plans)}
+    lo, hi = rank[min_plan.name], rank[max_plan.name]
+    window = 2 * scaling_interval
+    mem_thr, conn_thr = policy.memory_threshold, policy.connection_threshold
+    inf = float("inf")
+
+    def conn_cap(p: Plan) -> float:
+        return inf if p.connection_limit is None else p.connection_limit
+
+    def original(current, samples, _last_change_at, last_decision_at, now):
+        start = now - window
+        if last_decision_at is not None and last_decision_at >= start:
+            return "stay", None, "a change was made recently; giving it time"
+        recent = [s for s in samples if s.at >= start and s.usable]
+        if not recent:
+            return "stay", None, "no samples"
+        mem_avg = sum(by_name[s.plan_name].memory_pct(s.used_memory) for s in recent) / len(recent)
+        conn_avg = sum(by_name[s.plan_name].connection_pct(s.connected_clients) or 0.0 for s in recent) / len(recent)
+        cur = rank[current.name]
+        if mem_avg > mem_thr or conn_avg > conn_thr:
+            if cur >= hi:
+                return "stay", None, "upgrade required but at the max plan"
+            if mem_avg > mem_thr:
+                above = [p for p in plans if p.memory_bytes > current.memory_bytes]
+                target = min(above, key=lambda p: (p.memory_bytes, rank[p.name])) if above else None
+                why = f"memory averaged {mem_avg:.1f}%"
+            else:
+                above = [p for p in plans if conn_cap(p) > conn_cap(current)]
+                target = min(above, key=lambda p: (conn_cap(p), rank[p.name])) if above else None
+                why = f"connections averaged {conn_avg:.1f}%"
+            if target is None:
+                return "stay", None, "no higher plan"
+            if rank[target.name] > hi:
+                target = plans[hi]
+            return "up", target, f"{why} over {window}; one step up"
+        if cur <= lo:
+            return "stay", None, "at the min plan"
+        below = [p for p in plans if p.memory_bytes < current.memory_bytes]
+        if not below:
+            return "stay", None, "no lower plan"
+        down = max(below, key=lambda p: (p.memory_bytes, rank[p.name]))
+        if rank[down.name] < lo:
+            return "stay", None, "at the min plan"
+        if current.connection_limit is not None and down.connection_limit is not None:
+            if conn_avg * current.connection_limit / down.connection_limit > conn_thr:
+                return "stay", None, "connections would exceed the threshold on the lower plan"
+        if mem_avg * current.memory_bytes / down.memory_bytes >= mem_thr:
+            return "stay", None, "memory would exceed the threshold on the lower plan"
+        return "down", down, f"averages memory {mem_avg:.1f}% and connections {conn_avg:.1f}% fit one step down"
+
+    return _replay(
+        original,
+        trace=trace,
+        plans=plans,
+        start_plan=start_plan,
+        memory_threshold=mem_thr,
+        connection_threshold=conn_thr,
+        metric_rate=metric_rate,
+        scaling_interval=scaling_interval,
+        change_delay=change_delay,
+        keep=window + metric_rate,
+    )
+
+
+def hindsight_floor_cost(
+    *,
+    trace: Sequence[TracePoint],
+    ladder: Sequence[Plan],
+    min_plan: Plan,
+    max_plan: Plan,
+    memory_limit_pct: float = 100.0,
+    connection_limit_pct: float = 100.0,
+) -> float:
+    """The cheapest cost possible in hindsight: for each trace point (held until the
+    next), the cheapest plan within ``min_plan..max_plan`` that holds its load under
+    capacity (``used_memory <= memory``, ``connected_clients <= limit``), or ``max_plan``
+    if none does, switched instantly and free. No real scaler can reach it: it knows the
+    future, changes plans with no delay and keeps no headroom.
+
+    With ``memory_limit_pct``/``connection_limit_pct`` below 100 (e.g. the thresholds),
+    the plan must hold the load under those percentages instead: the floor for a scaler
+    that never exceeds its thresholds.
+    """
+    plans = sort_ladder(ladder)
+    rank = {p.name: i for i, p in enumerate(plans)}
+    for label, plan in (("min", min_plan), ("max", max_plan)):
+        if plan.name not in rank:
+            raise ValueError(f"{label} plan {plan.name} is not in the plan ladder")
+    allowed = plans[rank[min_plan.name]:rank[max_plan.name] + 1]
+    if not allowed:
+        raise ValueError(f"min plan {min_plan.name} is above max plan {max_plan.name}")
+    top = plans[rank[max_plan.name]]
+    cost = 0.0
+    for point, nxt in zip(trace, trace[1:]):
+        fitting = [p for p in allowed if not _over(point, p, memory_limit_pct, connection_limit_pct)]
+        plan = min(fitting, key=lambda p: (p.monthly_cost, rank[p.name])) if fitting else top
+        cost += plan.monthly_cost / HOURS_PER_MONTH * (nxt.at - point.at).total_seconds() / 3600
+    return cost

@@ -1,0 +1,39 @@
+"""Celery tasks: a few lines each over one service."""
+
+from datetime import datetime
+
+from celery import shared_task
+from django.utils import timezone
+
+from scaling.services.collection import samples_collect
+from scaling.services.dispatch import due_work_dispatch
+from scaling.services.reconcile import addons_reconcile
+
+
+@shared_task(name="scaling.dispatch")
+def dispatch():
+    result = due_work_dispatch(
+        now=timezone.now(),
+        enqueue_samples=lambda due: collect_samples.delay([[pk, slot.isoformat()] for pk, slot in due]),
+        enqueue_check=lambda pk, slot: check_instance.delay(pk, slot.isoformat()),
+    )
+    return {"samples": result.samples, "checks": result.checks}
+
+
+@shared_task(name="scaling.collect_samples")
+def collect_samples(due):
+    result = samples_collect(due=[(pk, datetime.fromisoformat(slot)) for pk, slot in due])
+    return {"stored": result.stored, "failed": result.failed}
+
+
+@shared_task(name="scaling.check_instance")
+def check_instance(instance_id, slot):
+    from scaling.services.checks import instance_check_scaling
+
+    instance_check_scaling(instance_id=instance_id, now=timezone.now())
+
+
+@shared_task(name="scaling.reconcile_addons")
+def reconcile_addons():
+    result = addons_reconcile(now=timezone.now())
+    return {"checked": result.checked, "adopted": result.adopted}
