@@ -206,3 +206,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
+
+# --- Scaling ---
+# How long a check follows a plan change it just made before leaving it to the next check.
+PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 60, minimum=0)
+REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1)
+REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1)

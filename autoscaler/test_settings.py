@@ -21,3 +21,4 @@ ENABLE_EMAILS = True
 HEROKU_API_KEY = "test-api-key-0123456789"
 CELERY_TASK_ALWAYS_EAGER = False
 SITE_URL = "https://autoscaler.example.com"
+PLAN_FOLLOW_SECONDS = 0

@@ -87,6 +87,8 @@ class ScalingAction(models.Model):
     reason = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
+    # After a refusal (402/403/422) or a 429, the same change is not tried again before this.
+    retry_not_before = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -98,3 +98,89 @@ def unreachable_instances_notify(*, instance_ids, now=None):
             ],
             now=now,
         )
+
+
+def _numbers(instance, decision):
+    memory = "n/a" if decision.memory_pct is None else f"{decision.memory_pct:.1f}%"
+    connections = "unlimited" if instance.current_plan.unlimited_connections else (
+        "n/a" if decision.connection_pct is None else f"{decision.connection_pct:.1f}%"
+    )
+    return [
+        f"Memory average:      {memory} (threshold {instance.memory_threshold}%)",
+        f"Connections average: {connections} (threshold {instance.connection_threshold}%)",
+        f"Reason: {decision.reason}",
+    ]
+
+
+def _change(action):
+    delta = action.to_plan.cost - action.from_plan.cost
+    return [
+        f"From: {action.from_plan.describe()}",
+        f"To:   {action.to_plan.describe()}",
+        f"Monthly cost change: {'+' if delta >= 0 else '-'}${abs(delta)}",
+    ]
+
+
+def breaching_metrics(instance, decision):
+    metrics = []
+    if decision.memory_pct is not None and decision.memory_pct > instance.memory_threshold:
+        metrics.append("memory")
+    if decision.connection_pct is not None and decision.connection_pct > instance.connection_threshold:
+        metrics.append("connections")
+    if decision.data_drop:
+        metrics.append("data-drop")
+    return metrics or ["trend"]
+
+
+def breach_notify(*, instance, decision, now):
+    if not instance.notify_breach:
+        return None
+    metrics = breaching_metrics(instance, decision)
+    return notification_send(
+        instance=instance, kind=Kind.BREACH,
+        fingerprint=f"breach:{'+'.join(metrics)}:{instance.current_plan.plan_name}",
+        subject=f"{instance.name}: {' and '.join(metrics)} over threshold on {instance.current_plan.short_name}",
+        lines=_numbers(instance, decision), now=now,
+    )
+
+
+def cannot_scale_notify(*, instance, decision, now):
+    """Always mailed: at the max plan and still breaching."""
+    return notification_send(
+        instance=instance, kind=Kind.CANNOT_SCALE, fingerprint=f"cannot-scale:{instance.max_plan.plan_name}",
+        subject=f"{instance.name}: cannot scale further (max plan {instance.max_plan.short_name})",
+        lines=_numbers(instance, decision) + [
+            f"The max plan of this instance is {instance.max_plan.describe()}.",
+            "Raise the max plan or reduce the load: Redis may evict keys or refuse connections.",
+        ],
+        now=now,
+    )
+
+
+def dry_run_notify(*, instance, action, decision, now):
+    return notification_send(
+        instance=instance, kind=Kind.DRY_RUN, fingerprint=f"dry-run:{action.to_plan.plan_name}",
+        subject=f"{instance.name}: would scale {action.direction} to {action.to_plan.short_name} (dry run)",
+        lines=_change(action) + _numbers(instance, decision) + ["Dry run: nothing was changed on Heroku."],
+        now=now,
+    )
+
+
+def scaling_succeeded_notify(*, instance, action, now):
+    if not instance.notify_success:
+        return None
+    return notification_send(
+        instance=instance, kind=Kind.SUCCESS, fingerprint=f"success:{action.pk}",
+        subject=f"{instance.name}: scaled {action.direction} to {action.to_plan.short_name}",
+        lines=_change(action) + [f"Reason: {action.reason}"], now=now,
+    )
+
+
+def scaling_failed_notify(*, instance, action, now):
+    if not instance.notify_failure:
+        return None
+    return notification_send(
+        instance=instance, kind=Kind.FAILURE, fingerprint=f"failure:{action.to_plan.plan_name}:{action.error[:80]}",
+        subject=f"{instance.name}: scaling {action.direction} to {action.to_plan.short_name} failed",
+        lines=_change(action) + [f"Reason for the change: {action.reason}", f"Error: {action.error}"], now=now,
+    )

@@ -39,7 +39,10 @@ The rules, in the order :func:`decide` applies them
        t-statistic >= 2) must also fit there when projected one stabilisation window
        ahead, so a rising load is never moved to a plan it would outgrow before the
        engine could notice. The cheapest plan that fits is chosen (possibly several steps
-       down), never below ``min_plan``.
+       down), never below ``min_plan``. When the window's last half already fits a
+       cheaper plan than the whole window does (the load fell recently), the engine waits
+       for the window to confirm that deeper step instead of stepping down twice (each
+       change restarts the stabilisation clock).
     8. Otherwise *stay*.
 
 Up targets
@@ -747,6 +750,21 @@ def decide(
     mem_down, conn_down = mem_thr * margin, conn_thr * margin
     lower = [p for p in plans[lo:cur] if p.monthly_cost < current.monthly_cost]
     target = _cheapest([p for p in lower if _fits(p, need_down_mem, need_down_conn, mem_down, conn_down)], rank)
+
+    # The load fell within the window: if its last half already fits a cheaper plan than
+    # the whole window's peak does, wait (at most half a window) and take one step there
+    # rather than an intermediate step that restarts the stabilisation clock.
+    half = [s for s in down_window if s.at >= now - stab / 2]
+    if target is not None and half:
+        half_mem = max(need_down_mem - peak_mem + max(s.used_memory for s in half), 0.0)
+        half_conn = max(need_down_conn - peak_conn + max(s.connected_clients for s in half), 0.0)
+        deeper = _cheapest([p for p in lower if _fits(p, half_mem, half_conn, mem_down, conn_down)], rank)
+        if deeper is not None and deeper.monthly_cost < target.monthly_cost:
+            return stay(
+                f"load fell in the last {_fmt_duration(stab / 2)}: waiting for the whole "
+                f"{_fmt_duration(stab)} window to confirm {deeper.name} rather than stepping to "
+                f"{target.name} first"
+            )
     peaks_text = f"peak memory {_fmt_pct(peak_mem_pct)}"
     if peak_conn_pct is not None:
         peaks_text += f", peak connections {_fmt_pct(peak_conn_pct)}"

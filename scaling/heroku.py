@@ -184,7 +184,7 @@ class HerokuClient:
         self.reserve = reserve
         self.max_retries = max_retries
         self.backoff = backoff
-        self._sleep, self._clock = sleep, clock
+        self.sleep, self.clock = sleep, clock  # injectable: tests record back-offs, move time
         self._session = session or requests.Session()
         self._session.headers.update(
             {"Accept": ACCEPT, "Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
@@ -274,7 +274,7 @@ class HerokuClient:
         attempts = 1 + (self.max_retries if retry and method == "GET" else 0)
         for attempt in range(attempts):
             if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
+                self.sleep(self.backoff * 2 ** (attempt - 1))
             error = None
             started = time.monotonic()
             self.calls += 1
@@ -306,7 +306,7 @@ class HerokuClient:
         raise error
 
     def _check_budget(self, method, path):
-        now = self._clock()
+        now = self.clock()
         if self._backoff_until is not None and now < self._backoff_until:
             wait = self._backoff_until - now
             raise HerokuRateLimited(method, path, f"not sent: backing off after a 429 for {wait:.0f} s more",
@@ -331,7 +331,7 @@ class HerokuClient:
             remaining = int(value)
         except (TypeError, ValueError):
             return
-        self.rate_limit_remaining, self._remaining_seen_at = remaining, self._clock()
+        self.rate_limit_remaining, self._remaining_seen_at = remaining, self.clock()
 
     def _error(self, method, path, response):
         status = response.status_code
@@ -340,7 +340,7 @@ class HerokuClient:
         kwargs = {"status": status, "error_id": error_id}
         if status == 429:
             retry_after = _seconds(response.headers.get("Retry-After"), DEFAULT_429_BACKOFF)
-            self._backoff_until = self._clock() + retry_after
+            self._backoff_until = self.clock() + retry_after
             return HerokuRateLimited(method, path, message, retry_after=retry_after, **kwargs)
         if status >= 500:
             return HerokuServerError(method, path, message, outcome_unknown=method != "GET", **kwargs)

@@ -15,6 +15,9 @@ Connections
     (Heroku Redis closes idle clients after its ``timeout``, 300 s by default) is noticed
     before INFO is sent and silently replaced; that is reconnecting, not retrying. There
     are no retries inside redis-py (``Retry(NoBackoff(), 0)``): the schedule retries.
+    No ``health_check_interval`` either: the pending-input check costs no round trip,
+    where a health-check PING would cost one, and a silently dead peer is caught by
+    the read timeout (and the connection then dropped).
 
     The connection is a redis-py ``Connection`` made by ``redis.ConnectionPool.from_url``
     (so URL parsing, TLS and timeouts are redis-py's), driven directly rather than through
@@ -401,7 +404,8 @@ class RedisMetricsReader:
         if not info.usable:
             problems = "; ".join(w for w in info.warnings if w.startswith(("used_memory", "connected_clients")))
             raise MetricsReadError(
-                "protocol", f"protocol: INFO reply from {entry.target} has no usable used_memory or connected_clients ({problems})"
+                "protocol",
+                f"protocol: INFO reply from {entry.target} has no usable used_memory or connected_clients ({problems})",
             )
         return info
 

@@ -2,9 +2,9 @@ import pytest
 from django.conf import settings
 
 from scaling.models import RedisPlan
-from scaling.services.heroku_access import heroku_client_reset
+from scaling.services.heroku_access import heroku_client, heroku_client_reset
 from scaling.services.plans import plans_load
-from tests.fakes.heroku import installed_fake
+from tests.fakes.heroku import FakeHeroku, installed_fake, schema_or_skip
 from tests.redis_servers import redis_server_factory  # noqa: F401  (a fixture)
 
 
@@ -21,5 +21,17 @@ def heroku():
     against the official schema and fails the test on a request Heroku would refuse."""
     heroku_client_reset()
     with installed_fake(api_key=settings.HEROKU_API_KEY, base_url=settings.HEROKU_API_URL) as fake:
+        # Back-offs of the app's client are recorded, not slept.
+        fake.client_sleeps = []
+        heroku_client().sleep = fake.client_sleeps.append
         yield fake
     heroku_client_reset()
+
+
+@pytest.fixture
+def served_heroku():
+    """The fake on a real socket, for subprocesses: set HEROKU_API_URL=fake.served_url in their env."""
+    fake = FakeHeroku(api_key=settings.HEROKU_API_KEY, schema_path=schema_or_skip())
+    with fake.serve():
+        yield fake
+    fake.assert_no_violations()

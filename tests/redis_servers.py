@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import os
 import shutil
 import signal
 import socket
@@ -225,11 +224,14 @@ class RedisServer:
                 return
             time.sleep(0.02)
         self._terminate()
-        raise RedisServerError(f"redis-server on port {self.port} did not answer within {STARTUP_TIMEOUT} s:\n{self._log_tail(log_offset)}")
+        raise RedisServerError(
+            f"redis-server on port {self.port} did not answer within {STARTUP_TIMEOUT} s:\n{self._log_tail(log_offset)}"
+        )
 
     def _raise_start_failure(self, text: str) -> None:
         lowered = text.lower()
-        if self.tls and ("tls" in lowered and ("not supported" in lowered or "not available" in lowered or "bad directive" in lowered)):
+        tls_refused = any(phrase in lowered for phrase in ("not supported", "not available", "bad directive"))
+        if self.tls and "tls" in lowered and tls_refused:
             raise TLSUnsupported(f"this redis-server build does not support TLS: {text.strip()[-300:]}")
         if "address already in use" in lowered:
             raise RedisServerError(f"port {self.port} in use: {text.strip()[-300:]}")

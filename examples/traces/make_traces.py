@@ -10,13 +10,13 @@ Heroku Key-Value Store plans are sized.
 daily_queue_cycle.csv  24 h, 1-min points: a job queue that fills by day to about 70 % of
                        a premium-2 (175 MiB, 60 clients) around 14:00 and drains by
                        night (about 14 MiB, 8 clients), with bursty queue noise.
-sudden_spike.csv       6 h, 15-s points: steady 28 MiB and 22 clients, then at 02:00 a
-                       bulk import fills 300 MiB within a minute, holds 30 min, drains
-                       over 15 min.
+sudden_spike.csv       24 h, 15-s points: steady 28 MiB and 22 clients, then at 02:00 a
+                       nightly bulk import fills 300 MiB within a minute, holds 30 min,
+                       drains over 15 min.
 slow_leak.csv          12 h, 1-min points: memory leaks 0.6 MiB a minute from 20 MiB to
                        about 380 MiB, a deploy at 10:00 restarts it, then leaks again;
                        20 clients.
-connection_storm.csv   8 h, 15-s points: steady 28 MiB and 20 clients, with three
+connection_storm.csv   24 h, 15-s points: steady 28 MiB and 18 clients, with three
                        connection storms (web dynos scaled out for a traffic surge, each
                        opening its pool: to 140, 240 and 180 clients within 1 to 2 min)
                        lasting 30, 60 and 45 min.
@@ -58,7 +58,7 @@ def daily_queue_cycle():
 def sudden_spike():
     rng = random.Random(20240305)
     spike, hold, drain = 2 * 3600, 30 * 60, 15 * 60
-    for step in range(6 * 240 + 1):
+    for step in range(24 * 240 + 1):
         second = step * 15
         if second < spike:
             level, extra_clients = 28.0, 0.0
@@ -90,23 +90,23 @@ def slow_leak():
 def connection_storm():
     rng = random.Random(20240307)
     storms = [  # (start s, ramp s, hold s, decay s, peak clients)
-        (3600, 60, 1800, 120, 140),
-        (12600, 90, 3600, 180, 240),
-        (21600, 60, 2700, 120, 180),
+        (9 * 3600, 60, 1800, 120, 140),
+        (13 * 3600, 90, 3600, 180, 240),
+        (19 * 3600, 60, 2700, 120, 180),
     ]
-    for step in range(8 * 240 + 1):
+    for step in range(24 * 240 + 1):
         second = step * 15
-        clients = 20.0
+        clients = 18.0
         for start, ramp, hold, decay, peak in storms:
             t = second - start
             if 0 <= t < ramp:
-                clients = 20 + (peak - 20) * t / ramp
+                clients = 18 + (peak - 18) * t / ramp
             elif ramp <= t < ramp + hold:
                 clients = peak
             elif ramp + hold <= t < ramp + hold + decay:
-                clients = peak - (peak - 20) * (t - ramp - hold) / decay
+                clients = peak - (peak - 18) * (t - ramp - hold) / decay
         clients += rng.gauss(0, 2)
-        mem = 28 + rng.gauss(0, 1) + (clients - 20) * 0.02  # a little memory per client
+        mem = 28 + rng.gauss(0, 1) + (clients - 18) * 0.02  # a little memory per client
         yield START + timedelta(seconds=second), mem, clients
 
 

@@ -280,6 +280,7 @@ class FakeHeroku:
         self.invalid_plans = set()
         self.plan_change_seconds = 0
         self.timeout_seconds = 30  # how long serve() holds a "timeout" before dropping it
+        self.served_url = None  # set by serve()
         self.violations = []
         self.calls = []  # Call(method, path, body) for every request received
         self.request_headers = []  # the headers of each call, same order
@@ -470,14 +471,14 @@ class FakeHeroku:
         return 200, self._app_json(app), {}
 
     def _list_addons(self, params, headers, body):
-        return self._page([self._addon_json(a) for a in self.addons.values()], headers)
+        return self._page(list(self.addons.values()), headers, self._addon_json)
 
     def _list_app_addons(self, params, headers, body):
         app = self._find_app(params[0])
         if app is None:
             return _not_found("app")
-        owned = [self._addon_json(a) for a in self.addons.values() if a["app"] == app["name"]]
-        return self._page(owned, headers)
+        owned = [a for a in self.addons.values() if a["app"] == app["name"]]
+        return self._page(owned, headers, self._addon_json)
 
     def _get_addon(self, params, headers, body):
         addon = self._find_addon(params[0])
@@ -563,7 +564,7 @@ class FakeHeroku:
             "web_url": f"https://addons-sso.heroku.com/apps/{app['id']}/addons/{addon['id']}",
         }
 
-    def _page(self, items, headers):
+    def _page(self, items, headers, render):
         """Heroku's Range pagination: `Range: <field> [start]..[end][; max=N][, order=desc]`;
         a truncated page answers 206 with `Next-Range: ]<last>..; max=N`."""
         spec = headers.get("range")
@@ -587,14 +588,15 @@ class FakeHeroku:
             stop = end.strip()
             items = [i for i in items if (i[field] >= stop if descending else i[field] <= stop)]
         page, more = items[:limit], len(items) > limit
+        rendered = [render(item) for item in page]
         extra = {"Accept-Ranges": "id, name"}
         if page:
             extra["Content-Range"] = f"{field} {page[0][field]}..{page[-1][field]}"
         if more:
             order = ", order=desc" if descending else ""
             extra["Next-Range"] = f"{field} ]{page[-1][field]}..; max={limit}{order}"
-            return 206, page, extra
-        return 200, page, extra
+            return 206, rendered, extra
+        return 200, rendered, extra
 
     def _response(self, status, data, extra):
         return status, self._headers({"Content-Type": "application/json; charset=utf-8", **extra}), \
@@ -682,10 +684,12 @@ class FakeHeroku:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, name="fake-heroku", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name="fake-heroku", daemon=True)
         thread.start()
+        self.served_url = f"http://127.0.0.1:{server.server_address[1]}"
         try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
+            yield self.served_url
         finally:
             stopping.set()
             server.shutdown()

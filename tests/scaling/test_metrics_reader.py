@@ -434,7 +434,7 @@ def test_a_busy_server_gives_a_timeout_within_the_read_timeout_then_reads_again(
     server = redis_server_factory(extra_args=("--enable-debug-command", "yes"))
     quick_reader.read("q", server.url)
     admin = server.client()
-    sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "2"))
+    sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "1.5"))
     sleeper.start()
     try:
         time.sleep(0.2)
@@ -635,11 +635,11 @@ def test_rediss_reads_a_tls_server_with_a_self_signed_certificate(redis_server_f
 
 
 @slow
-def test_rediss_to_a_plain_server_is_a_tls_error(redis_server_factory, reader):
+def test_rediss_to_a_plain_server_is_a_tls_error(redis_server_factory, quick_reader):
     server = redis_server_factory()
 
     with pytest.raises(MetricsReadError) as caught:
-        reader.read("q", server.url.replace("redis://", "rediss://"))
+        quick_reader.read("q", server.url.replace("redis://", "rediss://"))
 
     assert caught.value.kind == "tls"
     assert caught.value.needs_refresh
