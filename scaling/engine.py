@@ -714,6 +714,16 @@ def decide(
             f"observed {current.name} for {_fmt_duration(observed)} of the {_fmt_duration(stab)} needed before scaling down"
         )
     down_window = [s for s in relevant if s.at >= anchors[-1].at]
+    # "Observed the whole window" also means no hole in it: a stopped collector leaves
+    # gaps (a failed read is recorded as a sample with ok=False and caught below).
+    max_gap = max(policy.up_window, _SLOWEST_METRIC_RATE)
+    times = [s.at for s in down_window] + [now]
+    gap = max(b - a for a, b in zip(times, times[1:]))
+    if gap > max_gap:
+        return stay(
+            f"no samples for {_fmt_duration(gap)} in the last {_fmt_duration(stab)} "
+            f"(more than {_fmt_duration(max_gap)}); not scaling down"
+        )
     failed = [s for s in down_window if not s.usable]
     if failed:
         return stay(f"{len(failed)} failed read(s) in the last {_fmt_duration(stab)}; not scaling down")

@@ -34,9 +34,10 @@ Connections
 
 TLS
     ``rediss://`` connects with ``ssl_cert_reqs=None`` (``CERT_NONE``, no host name
-    check): Heroku Key-Value Store serves a self-signed certificate with no CA to verify it
-    against, and Heroku's own instructions for redis-py are exactly this setting. The
-    traffic is encrypted, but the server is not authenticated. A ``ssl_cert_reqs`` in the
+    check): Heroku Key-Value Store serves a self-signed certificate (chain) with no CA we
+    could verify it against, so verification would fail on every connection; this is
+    the usual setting for Heroku's Redis with redis-py. The traffic is encrypted, but
+    the server is not authenticated. A ``ssl_cert_reqs`` in the
     URL's query string still wins (redis-py gives query arguments precedence).
 
 Errors
@@ -46,8 +47,9 @@ Errors
 
 Threads and processes
     A lock per key serialises reads of one instance; different keys proceed in parallel.
-    After a fork (Celery prefork), the child forgets the parent's connections instead of
-    sharing their sockets. DNS resolution is the system resolver's and is not bounded by
+    After a fork (Celery prefork), the child gets fresh locks and forgets the parent's
+    connections instead of sharing their sockets (``os.register_at_fork``, plus a pid
+    check). DNS resolution is the system resolver's and is not bounded by
     ``connect_timeout``.
 """
 
@@ -61,6 +63,7 @@ import socket
 import ssl
 import threading
 import traceback
+import weakref
 from urllib.parse import quote, unquote, urlsplit
 
 import redis
@@ -260,6 +263,7 @@ class RedisMetricsReader:
         self.read_timeout = float(read_timeout)
         self._guard = threading.Lock()
         self._reset_state()
+        _READERS.add(self)
 
     def _reset_state(self) -> None:
         self._pid = os.getpid()
@@ -273,8 +277,8 @@ class RedisMetricsReader:
     # -- public ----------------------------------------------------------------------
     def read(self, key: str, url: str) -> RedisInfo:
         """One INFO sample of the Redis at ``url``; raises MetricsReadError."""
-        digest = self._digest(url)
-        with self._lock_for(key):
+        with self._lock_for(key):  # first: after a fork this also renews the digest salt
+            digest = self._digest(url)
             entry = self._entries.get(key)
             if entry is not None and entry.url_digest != digest:
                 self._drop(key)
@@ -497,6 +501,20 @@ class RedisMetricsReader:
                 reason = _clean(item.strerror or str(item), ())
                 return error("other", f"cannot reach {target} ({reason})")
         return error("other", f"reading INFO from {target} failed: {detail}")
+
+
+# After a fork, a child starts with fresh locks (one held by another thread of the parent
+# at fork time would never be released) and without the parent's connections.
+_READERS: weakref.WeakSet[RedisMetricsReader] = weakref.WeakSet()
+
+
+def _reset_readers_in_child() -> None:
+    for reader in list(_READERS):
+        reader._guard = threading.Lock()
+        reader._reset_state()
+
+
+os.register_at_fork(after_in_child=_reset_readers_in_child)
 
 
 # ---------------------------------------------------------------------------------------

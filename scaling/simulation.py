@@ -68,11 +68,13 @@ REQUIRED_COLUMNS = ("timestamp", "used_memory", "connected_clients")
 
 
 class TraceError(ValueError):
-    """A trace that cannot be replayed. ``str(err)`` is one line naming the file line."""
+    """A trace that cannot be replayed. ``str(err)`` is one line naming the file line
+    (``line`` is 1-based; ``None`` only when the file itself cannot be read)."""
 
-    def __init__(self, line: int, message: str):
+    def __init__(self, line: int | None, message: str):
         self.line = line
-        super().__init__(f"line {line}: {message}")
+        message = " ".join(message.split())  # always one line
+        super().__init__(message if line is None else f"line {line}: {message}")
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,9 @@ def _lines(source) -> Iterable[str]:
             with open(source, encoding="utf-8-sig", newline="") as fh:
                 return io.StringIO(fh.read())
         except OSError as exc:
-            raise TraceError(0, f"cannot read trace {os.fspath(source)!r}: {exc.strerror or exc}") from None
+            raise TraceError(None, f"cannot read trace {os.fspath(source)!r}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
-            raise TraceError(0, f"trace {os.fspath(source)!r} is not UTF-8 text") from None
+            raise TraceError(None, f"trace {os.fspath(source)!r} is not UTF-8 text") from None
     return source
 
 
@@ -189,7 +191,12 @@ def parse_trace(lines_or_file: str | os.PathLike | TextIO | Iterable[str]) -> li
 
     def stripped():
         nonlocal first
-        for raw in lines:
+        for number, raw in enumerate(lines, start=1):
+            if isinstance(raw, (bytes, bytearray)):
+                try:
+                    raw = bytes(raw).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise TraceError(number, "not UTF-8 text") from None
             if first:
                 raw = raw.lstrip("\ufeff")
                 first = False

@@ -173,3 +173,16 @@ def test_odd_info_fields_are_stored_as_warnings_not_failures(plans, heroku, redi
     sample = _collect(instance, reader)
     assert sample.ok
     assert sample.warnings == ""
+
+
+def test_an_instance_unreachable_for_several_samples_is_mailed_once(plans, heroku, redis_server_factory, reader):
+    from django.core import mail
+
+    server = redis_server_factory()
+    instance, _ = _register(heroku, server)
+    server.stop()
+    for step in range(6):
+        _collect(instance, reader, slot=timezone.now() + timedelta(seconds=30 * step))
+    alerts = [m for m in mail.outbox if "unreachable" in m.subject]
+    assert len(alerts) == 1
+    assert "3 samples in a row" in alerts[0].subject and "refused" in alerts[0].body

@@ -3,6 +3,7 @@ that speak broken protocol or never answer, which a real server will not do on d
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 import threading
@@ -342,6 +343,32 @@ def test_reads_from_many_threads_share_one_connection_per_key(redis_server_facto
     assert len(results) == 45
     with server.client() as admin:
         assert len(other_connections(admin)) == 3
+
+
+@slow
+def test_a_forked_worker_reads_over_its_own_connection_and_leaves_the_parents_intact(redis_server_factory, reader):
+    # Celery prefork: a reader made before the fork must not share its socket.
+    server = redis_server_factory()
+    with server.client() as admin:
+        reader.read("q", server.url)
+        parent_id = other_connections(admin)[0]["id"]
+        received = admin.info("stats")["total_connections_received"]
+
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                reader.read("q", server.url)
+                reader.read("q", server.url)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert admin.info("stats")["total_connections_received"] == received + 1  # the child's own
+        assert reader.read("q", server.url).used_memory > 0
+        assert [c["id"] for c in other_connections(admin)] == [parent_id]
 
 
 # ---------------------------------------------------------------------------------------

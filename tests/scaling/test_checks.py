@@ -1,0 +1,206 @@
+"""The whole loop: a real redis-server, the fake Heroku, simulated time, mails in the outbox."""
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+import pytest
+from django.core import mail
+
+from logs.models import MetricLog, ScalingAction
+from notifications.models import Notification
+from scaling.metrics import RedisMetricsReader
+from scaling.models import RedisInstance
+from scaling.services.checks import action_follow, instance_check_scaling
+from scaling.services.collection import samples_collect
+from tests.factories import make_instance
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+MIB = 1024 * 1024
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)
+
+
+class Loop:
+    """Samples every 30 s and checks every 60 s of simulated time against real Redis."""
+
+    def __init__(self, instance, reader, start=T0):
+        self.instance, self.reader, self.now = instance, reader, start
+        self.outcomes = []
+
+    def run(self, seconds):
+        for _ in range(int(seconds // 30)):
+            self.now += timedelta(seconds=30)
+            samples_collect(due=[(self.instance.pk, self.now)], reader=self.reader, now_fn=lambda: self.now)
+            if int((self.now - T0).total_seconds()) % 60 == 0:
+                outcome = instance_check_scaling(instance_id=self.instance.pk, now=self.now)
+                self.outcomes.append((self.now, outcome))
+        return self
+
+    @property
+    def plan(self):
+        return RedisInstance.objects.get(pk=self.instance.pk).current_plan.plan_name
+
+
+def _fill(server, megabytes):
+    """Real keys until Redis reports `megabytes` MiB in use (allocator overhead included)."""
+    client = server.client()
+    key = 0
+    while client.info("memory")["used_memory"] < megabytes * MIB:
+        client.set(f"job:{key}", b"x" * (256 * 1024))
+        key += 1
+
+
+@pytest.fixture
+def reader():
+    with RedisMetricsReader(connect_timeout=2, read_timeout=2) as reader:
+        yield reader
+
+
+@pytest.fixture
+def queue(plans, heroku, redis_server_factory):
+    server = redis_server_factory()
+    addon = heroku.add_redis_addon("queue-app", plan="heroku-redis:premium-0", url=server.url)
+    instance = make_instance(name="queue", app_name="queue-app", plan="heroku-redis:premium-0",
+                             min_plan="heroku-redis:premium-0", max_plan="heroku-redis:premium-3",
+                             redis_url=server.url, addon_id=addon["id"], addon_name=addon["name"])
+    return instance, server, addon
+
+
+def test_memory_over_the_threshold_scales_up_through_heroku_and_mails_success(queue, heroku, reader):
+    instance, server, addon = queue
+    loop = Loop(instance, reader).run(120)
+    assert loop.plan == "heroku-redis:premium-0" and heroku.count("PATCH") == 0
+
+    _fill(server, 45)  # 90 % of premium-0's 50 MB
+    loop.run(180)
+
+    assert heroku.count("PATCH") == 1
+    patch = next(c for c in heroku.calls if c.method == "PATCH")
+    assert patch.body == {"plan": "heroku-redis:premium-1"}
+    assert loop.plan == "heroku-redis:premium-1"
+    action = ScalingAction.objects.get(instance=instance, status="succeeded")
+    assert action.direction == "up" and "memory" in action.reason and "%" in action.reason
+    subjects = [message.subject for message in mail.outbox]
+    assert any("scaled up to premium-1" in subject for subject in subjects)
+    assert any("over threshold" in subject for subject in subjects)
+    success = next(m for m in mail.outbox if "scaled up" in m.subject)
+    assert "queue-app" in success.body and "Monthly cost change: +$15.00" in success.body
+    assert f"/admin/scaling/redisinstance/{instance.pk}/change/" in success.body
+
+
+def test_the_plan_comes_down_after_the_stabilisation_window_and_not_before(queue, heroku, reader):
+    instance, server, addon = queue
+    _fill(server, 45)
+    loop = Loop(instance, reader).run(240)
+    assert loop.plan == "heroku-redis:premium-1"
+    changed_at = RedisInstance.objects.get(pk=instance.pk).plan_changed_at
+
+    server.client().flushall()
+    loop.run(10 * 60)
+    assert loop.plan == "heroku-redis:premium-1", "down before the 15 min stabilisation window"
+    loop.run(12 * 60)
+
+    assert loop.plan == "heroku-redis:premium-0"
+    down = ScalingAction.objects.get(instance=instance, direction="down")
+    assert down.created_at - changed_at >= timedelta(minutes=15)
+    assert heroku.count("PATCH") == 2
+
+
+def test_a_429_on_the_patch_mails_a_failure_and_a_later_check_succeeds(queue, heroku, reader):
+    instance, server, addon = queue
+    heroku.fail_next("PATCH", r"/addons/", status=429, headers={"Retry-After": "90"})
+    _fill(server, 45)
+    loop = Loop(instance, reader).run(180)
+
+    failed = ScalingAction.objects.get(instance=instance, status="failed")
+    assert "429" in failed.error
+    assert any("failed" in m.subject for m in mail.outbox)
+    loop.run(180)
+    assert loop.plan == "heroku-redis:premium-1"
+    assert heroku.count("PATCH") == 2
+    assert ScalingAction.objects.filter(instance=instance, status="succeeded").count() == 1
+
+
+def test_a_change_heroku_refuses_is_reported_once_and_not_retried_every_minute(queue, heroku, reader):
+    instance, server, addon = queue
+    heroku.mark_plan_invalid("heroku-redis:premium-1")
+    _fill(server, 45)
+    Loop(instance, reader).run(15 * 60)
+
+    assert heroku.count("PATCH") == 1
+    assert ScalingAction.objects.filter(instance=instance, status="failed").count() == 1
+    assert sum("failed" in m.subject for m in mail.outbox) == 1
+
+
+def test_at_the_max_plan_one_cannot_scale_alert_is_mailed_not_one_a_minute(plans, heroku, redis_server_factory, reader):
+    server = redis_server_factory()
+    addon = heroku.add_redis_addon("small-app", plan="heroku-redis:mini", url=server.url)
+    instance = make_instance(name="small", app_name="small-app", plan="heroku-redis:mini", min_plan="heroku-redis:mini",
+                             max_plan="heroku-redis:mini", redis_url=server.url, addon_id=addon["id"])
+    _fill(server, 22)  # 88 % of mini's 25 MB
+    Loop(instance, reader).run(20 * 60)
+
+    assert heroku.count("PATCH") == 0
+    alerts = [m for m in mail.outbox if "cannot scale further" in m.subject]
+    assert len(alerts) == 1
+    assert Notification.objects.filter(instance=instance, kind="cannot-scale").count() == 1
+
+
+def test_a_dry_run_records_and_mails_would_scale_and_changes_nothing(queue, heroku, reader):
+    instance, server, addon = queue
+    RedisInstance.objects.filter(pk=instance.pk).update(dry_run=True)
+    _fill(server, 45)
+    loop = Loop(instance, reader).run(300)
+
+    assert heroku.count("PATCH") == 0
+    assert loop.plan == "heroku-redis:premium-0"
+    assert ScalingAction.objects.filter(instance=instance, status="dry-run").exists()
+    would = [m for m in mail.outbox if "would scale up" in m.subject]
+    assert len(would) == 1
+
+
+def test_two_checks_of_the_same_instance_act_once(queue, heroku, reader):
+    instance, server, addon = queue
+    _fill(server, 45)
+    loop = Loop(instance, reader)
+    for _ in range(4):
+        loop.now += timedelta(seconds=30)
+        samples_collect(due=[(instance.pk, loop.now)], reader=reader, now_fn=lambda: loop.now)
+    # A second worker holds the lease: this check stands back.
+    RedisInstance.objects.filter(pk=instance.pk).update(check_claimed_until=loop.now + timedelta(minutes=5))
+    assert instance_check_scaling(instance_id=instance.pk, now=loop.now).outcome == "busy"
+    RedisInstance.objects.filter(pk=instance.pk).update(check_claimed_until=None)
+    first = instance_check_scaling(instance_id=instance.pk, now=loop.now)
+    second = instance_check_scaling(instance_id=instance.pk, now=loop.now)
+    assert first.outcome == "succeeded"
+    assert second.outcome == "stay"  # waits for samples on the new plan
+    assert heroku.count("PATCH") == 1
+
+
+def test_a_worker_killed_after_the_patch_is_reconciled_by_the_next_check_not_repeated(queue, heroku, reader):
+    instance, server, addon = queue
+    _fill(server, 45)
+    heroku.plan_change_seconds = 3600  # Heroku is still provisioning when the worker dies
+    loop = Loop(instance, reader).run(180)
+    assert heroku.count("PATCH") == 1
+    pending = ScalingAction.objects.get(instance=instance)
+    assert pending.status == "pending"
+
+    heroku.addons[addon["id"]]["ready_at"] = 0  # provisioning finished while no worker was looking
+    loop.run(60)
+
+    assert heroku.count("PATCH") == 1
+    pending.refresh_from_db()
+    assert pending.status == "succeeded"
+    assert loop.plan == "heroku-redis:premium-1"
+
+
+def test_a_pending_change_that_never_reached_heroku_is_failed_and_decided_again(queue, heroku, reader):
+    instance, server, addon = queue
+    action = ScalingAction.objects.create(
+        instance=instance, instance_name=instance.name, created_at=T0, patch_sent_at=T0,
+        from_plan=instance.current_plan, to_plan=instance.max_plan, direction="up", reason="test", status="pending",
+    )
+    outcome = action_follow(action=action, instance=instance, now=T0 + timedelta(minutes=1))
+    assert outcome.outcome == "failed"
+    assert heroku.count("PATCH") == 0
+    action.refresh_from_db()
+    assert "did not reach Heroku" in action.error
