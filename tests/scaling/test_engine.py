@@ -136,13 +136,14 @@ CASES = [
     # --- Breach: the up-window average above a threshold -> up -------------------------
     Case(
         "breach: memory average above threshold -> up",
-        P["premium-0"], series(P["premium-0"], 20, mem=lambda a: 86 if a <= 2 else 60, conn=20),
+        P["premium-0"], series(P["premium-0"], 20, mem=86, conn=20),
         "up", "premium-1", breaching=True,
-        reason_has=("memory averaged 86.0% of premium-0 (threshold 80%) over 2 min", "premium-1 keeps memory at 43.0%"),
+        reason_has=("memory averaged 86.0% of premium-0 (threshold 80%) over 2 min",
+                    "premium-1 keeps memory at 43.0% and connections at 10.0%"),
     ),
     Case(
         "breach: connection average above threshold -> up",
-        P["premium-1"], series(P["premium-1"], 20, mem=30, conn=lambda a: 90 if a <= 2 else 50),
+        P["premium-1"], series(P["premium-1"], 20, mem=30, conn=90),
         "up", "premium-2", breaching=True,
         reason_has=("connections averaged 90.0% of premium-1 (threshold 80%)", "connections at 36.0%"),
     ),
@@ -154,13 +155,13 @@ CASES = [
     # --- Up goes straight to the cheapest plan that fits -------------------------------
     Case(
         "up: straight to the cheapest plan that fits, skipping plans too small",
-        F["f-100"], series(F["f-100"], 20, mem=lambda a: 95 if a <= 2 else 50, conn=10),
+        F["f-100"], series(F["f-100"], 20, mem=95, conn=10),
         "up", "f-120", ladder=FINE, breaching=True,
         reason_has=("f-120 keeps memory at 79.2%",),
     ),
     Case(
         "up: no plan up to the max fits -> max plan, cannot scale further",
-        F["f-100"], series(F["f-100"], 20, mem=lambda a: 95 if a <= 2 else 50, conn=10),
+        F["f-100"], series(F["f-100"], 20, mem=95, conn=10),
         "up", "f-110", ladder=FINE, max_plan=F["f-110"], breaching=True, cannot_scale_further=True,
         reason_has=("cannot scale further",),
     ),
@@ -246,9 +247,9 @@ CASES = [
     ),
     Case(
         "down: judged on the window's peak, not its average",
-        P["premium-2"], series(P["premium-2"], 16, mem=lambda a: 35 if abs(a - 8) < 0.1 else 5, conn=5),
-        "down", "premium-1",  # the 87.5 MiB peak needs premium-1; the 12.5 MiB average would fit mini
-        reason_has=("peak memory 35.0%",),
+        P["premium-2"], series(P["premium-2"], 16, mem=lambda a: 20 if abs(a - 3) < 0.1 else 5, conn=5),
+        "down", "premium-1",  # the 50 MiB peak needs premium-1; the 12.5 MiB level would fit mini
+        reason_has=("peak memory 20.0%", "premium-1 holds the 15 min peak at memory at 50.0%"),
     ),
     Case(
         "down: a metric over its threshold in the window blocks a down",
@@ -272,8 +273,8 @@ CASES = [
     ),
     Case(
         "down: a rising load must still fit the lower plan a window ahead",
-        # 30 -> 40 MiB over 16 min: premium-0 holds the 40 MiB peak at 80%? no (64% limit),
-        # premium-1 does now (40%) but not the projection? it does: 50 MiB = 50%.
+        # 30 -> 40 MiB over 16 min, rising 0.625 MiB/min: premium-1 holds the peak (40%) and
+        # the projection 15 min ahead (49.4%); premium-0 would not hold even the peak (80%).
         P["premium-2"], series(P["premium-2"], 16, mem=ramp(12, 16, 16), conn=5),
         "down", "premium-1", reason_has=("projection 15 min ahead of the rising memory",),
     ),
@@ -294,7 +295,7 @@ CASES = [
         series(P["premium-2"], 10, mem=95, conn=20, end=NOW - timedelta(minutes=2))
         + series(P["premium-2"], 1, mem=30, conn=10),
         "stay", last_change_at=NOW - timedelta(minutes=1, seconds=30),
-        reason_has=("too few samples on premium-2: 2 of the 3 needed",),
+        reason_has=("memory averaged 30.0%", "observed premium-2 for 1 min of the 15 min needed"),
     ),
     Case(
         "after a change: data drop acts on the first sample on the new plan",

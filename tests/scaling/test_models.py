@@ -72,3 +72,17 @@ def test_the_redis_url_is_stored_encrypted_and_read_back(plans):
     assert "s3cretpass" not in stored
     assert RedisInstance.objects.get(pk=instance.pk).redis_url == "redis://h:s3cretpass@redis.example.com:6379"
     assert "s3cretpass" not in repr(instance)
+
+
+def test_rotating_the_encryption_key_keeps_every_url_readable(plans, settings, capsys):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ENCRYPTION_KEYS = [old]
+    instance = make_instance(redis_url="redis://u:pw-rotate@h:1")
+    settings.ENCRYPTION_KEYS = [new, old]
+    call_command("rotate_encryption_key")
+    settings.ENCRYPTION_KEYS = [new]
+    assert RedisInstance.objects.get(pk=instance.pk).redis_url == "redis://u:pw-rotate@h:1"
+    assert "1 Redis URLs re-encrypted" in capsys.readouterr().out
