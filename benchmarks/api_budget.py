@@ -155,62 +155,86 @@ def register(*, n, fake, client, clock, plans):
     return len(fake.calls) - calls_before, clock.seconds - started
 
 
-def simulate_hour(*, fake, client, clock, reader, minutes, rotations=(), reconcile_at_minute=30):
-    """Dispatch, collect, check and reconcile for `minutes` simulated minutes."""
+def simulate(*, fake, client, clock, reader, minutes, rng, max_checks, rotations=(), reconcile_at_minute=None):
+    """Dispatch, collect and check every 10 s for `minutes` simulated minutes; reconcile once.
+
+    Every due sample is collected. Of the checks due in one tick at most `max_checks` are
+    run (a random subset; the others were claimed by the dispatcher and are dropped), to
+    keep large N tractable: the fraction run is reported.
+    """
     from scaling.services.checks import instance_check_scaling
     from scaling.services.collection import samples_collect
     from scaling.services.dispatch import due_work_dispatch
     from scaling.services.reconcile import addons_reconcile
 
-    rotations = sorted(rotations)  # [(second into the hour, addon id)]
+    rotations = sorted(rotations)  # [(second into the window, addon id)]
     calls_before, client_before = len(fake.calls), client.calls
+    phase_calls = collections.Counter()  # Heroku calls by the phase that made them
     stats = collections.Counter()
     timings = collections.Counter()
-    end = clock.seconds + minutes * 60
-    hour_start = clock.seconds
+    window_start = clock.seconds
+    end = window_start + minutes * 60
+    reconcile_at = (minutes / 2 if reconcile_at_minute is None else reconcile_at_minute) * 60
     reconciled = False
     while clock.seconds < end:
-        elapsed = clock.seconds - hour_start
+        elapsed = clock.seconds - window_start
         while rotations and rotations[0][0] <= elapsed:
             _, addon_id = rotations.pop(0)
             fake.rotate_url(addon_id, f"redis://default:rotated{uuid.uuid4().hex}@redis.fake.test:6379")
             stats["rotated"] += 1
         batches, checks = [], []
+        c0 = len(fake.calls)
         t0 = time.perf_counter()
         result = due_work_dispatch(now=clock.now(), enqueue_samples=batches.append,
                                    enqueue_check=lambda pk, slot: checks.append(pk))
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), len(fake.calls)
         for batch in batches:
             collected = samples_collect(due=batch, reader=reader, now_fn=clock.now)
             stats["stored"] += collected.stored
             stats["failed"] += collected.failed
             stats["skipped"] += collected.skipped
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), len(fake.calls)
+        if len(checks) > max_checks:
+            checks = rng.sample(checks, max_checks)
         for pk in checks:
             outcome = instance_check_scaling(instance_id=pk, now=clock.now(), client=client)
             stats[f"check {outcome.outcome}"] += 1
-        t3 = time.perf_counter()
-        if not reconciled and elapsed >= reconcile_at_minute * 60:
+            stats["checks run"] += 1
+        t3, c3 = time.perf_counter(), len(fake.calls)
+        if not reconciled and elapsed >= reconcile_at:
             stats["reconcile checked"] += addons_reconcile(now=clock.now(), client=client).checked
             reconciled = True
-        t4 = time.perf_counter()
+        t4, c4 = time.perf_counter(), len(fake.calls)
+        phase_calls["dispatch"] += c1 - c0
+        phase_calls["collect"] += c2 - c1
+        phase_calls["checks"] += c3 - c2
+        phase_calls["reconcile"] += c4 - c3
         timings["dispatch"] += t1 - t0
         timings["collect"] += t2 - t1
         timings["checks"] += t3 - t2
         timings["reconcile"] += t4 - t3
+        timings["ticks"] += 1
         stats["samples dispatched"] += result.samples
         stats["checks dispatched"] += result.checks
         clock.advance(TICK_SECONDS)
     calls = fake.calls[calls_before:]
     if client.calls - client_before != len(calls):
         print(f"  note: the client counted {client.calls - client_before} calls, the fake saw {len(calls)}")
-    return calls, stats, timings
+    return dict(calls=calls, phase_calls=phase_calls, stats=stats, timings=timings)
+
+
+def per_hour(window, minutes):
+    """Calls an hour: the (hourly) reconciliation once, the rest scaled from the window to 60 min.
+    Checks that were not run (sampling) are assumed to cost what the run ones cost."""
+    stats, phases = window["stats"], window["phase_calls"]
+    checks = phases["checks"] * stats["checks dispatched"] / max(stats["checks run"], 1)
+    return phases["reconcile"] + (phases["dispatch"] + phases["collect"] + checks) * 60 / minutes
 
 
 def run_size(*, n, args, rng, counter):
     from django.conf import settings
 
-    from scaling.models import RedisPlan
+    from scaling.models import RedisInstance, RedisPlan
     from scaling.services.heroku_access import heroku_client, heroku_client_reset
     from tests.fakes.heroku import installed_fake
 
@@ -227,36 +251,35 @@ def run_size(*, n, args, rng, counter):
 
         reg_calls, reg_wait = register(n=n, fake=fake, client=client, clock=clock, plans=plans)
         reg_wall = time.perf_counter() - wall_started
-        from scaling.models import RedisInstance
-
         for pk, app in RedisInstance.objects.values_list("pk", "app_name"):
             reader.apps[str(pk)] = (app, "REDIS_URL")
         clock.advance(3600)  # the registration burst is over; the pool refills
 
         counter.counts.clear()
-        hour_started = time.perf_counter()
-        calls, stats, timings = simulate_hour(fake=fake, client=client, clock=clock, reader=reader, minutes=args.minutes,
-                                              reconcile_at_minute=args.minutes / 2)
+        started = time.perf_counter()
+        window = simulate(fake=fake, client=client, clock=clock, reader=reader, minutes=args.minutes, rng=rng,
+                          max_checks=args.max_checks)
         rows.append(dict(kind="steady", n=n, reg_calls=reg_calls, reg_wait=reg_wait, reg_wall=reg_wall,
-                         calls=calls, stats=stats, timings=timings, wall=time.perf_counter() - hour_started,
-                         warnings=dict(counter.counts)))
+                         minutes=args.minutes, wall=time.perf_counter() - started, warnings=dict(counter.counts),
+                         **window))
 
         if n in args.rotation_sizes and args.rotate_pct > 0:
             counter.counts.clear()
+            minutes = args.rotation_minutes
             k = max(1, round(n * args.rotate_pct / 100))
             chosen = rng.sample(sorted(fake.addons), k)
-            rotations = [(rng.uniform(0, args.minutes * 60), addon_id) for addon_id in chosen]
-            hour_started = time.perf_counter()
+            # All within the window, early enough for a sample to notice (metric rate 60 s).
+            rotations = [(rng.uniform(0, max(minutes * 60 - 120, 10)), addon_id) for addon_id in chosen]
+            started = time.perf_counter()
             auth_before = reader.auth_errors
-            calls, stats, timings = simulate_hour(fake=fake, client=client, clock=clock, reader=reader,
-                                                  minutes=args.minutes, rotations=rotations,
-                                                  reconcile_at_minute=args.minutes / 2)
-            stats["auth errors"] = reader.auth_errors - auth_before
-            stale = sum(1 for inst in RedisInstance.objects.filter(addon_id__in=chosen)
-                        if inst.redis_url != fake.config[inst.app_name]["REDIS_URL"])
-            stats["still stale"] = stale
-            rows.append(dict(kind="rotation", n=n, rotated=k, calls=calls, stats=stats, timings=timings,
-                             wall=time.perf_counter() - hour_started, warnings=dict(counter.counts)))
+            window = simulate(fake=fake, client=client, clock=clock, reader=reader, minutes=minutes, rng=rng,
+                              max_checks=args.max_checks, rotations=rotations)
+            window["stats"]["auth errors"] = reader.auth_errors - auth_before
+            window["stats"]["still stale"] = sum(
+                1 for inst in RedisInstance.objects.filter(addon_id__in=chosen)
+                if inst.redis_url != fake.config[inst.app_name]["REDIS_URL"])
+            rows.append(dict(kind="rotation", n=n, rotated=k, minutes=minutes, wall=time.perf_counter() - started,
+                             warnings=dict(counter.counts), **window))
     heroku_client_reset()
     return rows
 
@@ -264,108 +287,116 @@ def run_size(*, n, args, rng, counter):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,4000", help="instance counts, comma separated (default 100,1000,4000)")
-    parser.add_argument("--minutes", type=int, default=60, help="simulated minutes of steady state (default 60)")
-    parser.add_argument("--rotate-pct", type=float, default=1.0, help="%% of instances rotated in the rotation hour (default 1)")
-    parser.add_argument("--rotation-sizes", default=None,
-                        help="sizes that also run the rotation hour (default: all of --sizes; 'none' to skip)")
+    parser.add_argument("--minutes", type=float, default=10,
+                        help="simulated minutes of steady state, extrapolated to the hour (default 10; 60 = a whole hour)")
+    parser.add_argument("--max-checks", type=int, default=40,
+                        help="scaling checks run per 10 s tick at most; more due: a random subset (default 40)")
+    parser.add_argument("--rotate-pct", type=float, default=1.0,
+                        help="%% of instances whose password is rotated in the rotation window (default 1)")
+    parser.add_argument("--rotation-minutes", type=float, default=5, help="simulated minutes of the rotation window (default 5)")
+    parser.add_argument("--rotation-sizes", default="1000",
+                        help="sizes that also run the rotation window (default 1000; 'all' or 'none')")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--verbose", action="store_true", help="show the services' warnings")
+    parser.add_argument("--sync-commit", action="store_true",
+                        help="keep synchronous_commit on in the scratch database (default off: the simulation "
+                        "counts API calls, it does not measure the disk)")
+    parser.add_argument("--verbose", action="store_true", help="show the services' log lines")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if args.rotation_sizes is None:
-        args.rotation_sizes = set(args.sizes)
-    elif args.rotation_sizes.strip().lower() == "none":
-        args.rotation_sizes = set()
-    else:
-        args.rotation_sizes = {int(s) for s in args.rotation_sizes.split(",") if s.strip()}
+    choice = args.rotation_sizes.strip().lower()
+    args.rotation_sizes = (set(args.sizes) if choice == "all" else set() if choice == "none"
+                           else {int(s) for s in choice.split(",") if s.strip()})
 
     counter = CountingHandler()
     rng = random.Random(args.seed)
     started = time.perf_counter()
     results = []
-    with scratch_database():
+    with scratch_database(synchronous_commit=args.sync_commit):
         root = logging.getLogger()  # django.setup() configured logging: adjust it now
         if not args.verbose:
-            # Counted, not printed (the rotation hour logs a warning per failed sample).
+            # Counted, not printed (a rotated password logs a warning per failed sample).
             for handler in list(root.handlers):
                 root.removeHandler(handler)
         root.addHandler(counter)
         for n in args.sizes:
-            print(f"N={n}: registering and simulating ...", flush=True)
+            print(f"N={n}: registering, then simulating {args.minutes:g} min ...", flush=True)
             results.extend(run_size(n=n, args=args, rng=rng, counter=counter))
     report(results, args, time.perf_counter() - started)
     return 0
 
 
 def report(results, args, total_wall):
-    hours = args.minutes / 60
+    steady = [r for r in results if r["kind"] == "steady"]
+    rotation = [r for r in results if r["kind"] == "rotation"]
     print()
-    print(f"Heroku API calls: registration, then {args.minutes} simulated minutes of steady state "
-          f"(10 s dispatcher ticks; metric rate 60 s, 1-minute checks; fake reader; hourly bulk reconciliation)")
-    head = (f"{'N':>6} {'reg. calls':>10} {'reg. needs':>10} {'steady calls':>12} {'calls/h':>8} "
-            f"{'per 100 inst-h':>14} {'% of 4,500/h':>12} {'original calls/h':>16} {'orig. per 100 inst-h':>20} {'wall s':>7}")
+    print(f"Heroku API calls in steady state: {args.minutes:g} simulated minutes per size (10 s dispatcher ticks, "
+          f"metric rate 60 s, 1-minute checks, steady low load), the hourly bulk reconciliation once;")
+    print("calls/h = reconciliation + the rest scaled to 60 min. Original product: 60 / scaling-minutes calls per "
+          "instance-hour (1-minute checks: 60, i.e. 6,000 per 100 instance-hours; 75 instances max per 4,500/h key).")
+    head = (f"{'N':>6} | {'reg. calls':>10} {'reg. takes':>10} | {'window calls':>12} {'calls/h':>8} "
+            f"{'per 100 inst-h':>14} {'of 4,500/h':>10} | {'original calls/h':>16} | {'wall s':>7}")
     print(head)
     print("-" * len(head))
-    for row in results:
-        if row["kind"] != "steady":
-            continue
-        n, calls = row["n"], len(row["calls"])
-        per_hour = calls / hours
-        original = 60 * n  # 60 / scaling-minutes per instance-hour, 1-minute checks
-        print(f"{n:>6} {row['reg_calls']:>10} {_duration(row['reg_wait']):>10} {calls:>12} {per_hour:>8.1f} "
-              f"{100 * per_hour / n:>14.3f} {100 * per_hour / POOL_PER_HOUR:>11.2f}% {original:>16,} {6000:>20,} "
-              f"{row['wall']:>7.1f}")
+    for row in steady:
+        n = row["n"]
+        hourly = per_hour(row, row["minutes"])
+        print(f"{n:>6} | {row['reg_calls']:>10,} {_duration(row['reg_wait']):>10} | {len(row['calls']):>12} {hourly:>8.1f} "
+              f"{100 * hourly / n:>14.3f} {100 * hourly / POOL_PER_HOUR:>9.2f}% | {60 * n:>16,} | "
+              f"{row['reg_wall'] + row['wall']:>7.1f}")
     print()
-    print("What was simulated, per size (steady hour):")
-    for row in results:
-        if row["kind"] != "steady":
-            continue
-        s, t = row["stats"], row["timings"]
+    print("What was simulated:")
+    for row in steady:
+        s, t, p = row["stats"], row["timings"], row["phase_calls"]
         routes = collections.Counter(classify(c) for c in row["calls"])
-        print(f"  N={row['n']}: {s['stored']:,} samples stored ({s['failed']} failed, {s['skipped']} skipped), "
-              f"{s['checks dispatched']:,} checks ({_outcomes(s)}), reconcile checked {s['reconcile checked']:,}; "
-              f"calls by route {dict(routes) or '{}'}")
-        print(f"         wall: registration {row['reg_wall']:.1f} s; hour {row['wall']:.1f} s = dispatch {t['dispatch']:.1f} + "
-              f"collect {t['collect']:.1f} + checks {t['checks']:.1f} + reconcile {t['reconcile']:.1f}; "
-              f"warnings logged: {sum(row['warnings'].values())}")
-    rotation = [r for r in results if r["kind"] == "rotation"]
+        print(f"  N={row['n']}: {s['stored']:,} samples stored ({s['failed']} failed, {s['skipped']} skipped) of "
+              f"{s['samples dispatched']:,} dispatched; checks dispatched {s['checks dispatched']:,}, run "
+              f"{s['checks run']:,} ({100 * s['checks run'] / max(s['checks dispatched'], 1):.0f} %: {_outcomes(s)}); "
+              f"reconciliation checked {s['reconcile checked']:,} instances")
+        print(f"         calls by phase {dict(p)}, by route {dict(routes)}")
+        print(f"         wall: registration {row['reg_wall']:.1f} s; window {row['wall']:.1f} s = dispatch {t['dispatch']:.1f} "
+              f"+ collect {t['collect']:.1f} + checks {t['checks']:.1f} + reconcile {t['reconcile']:.1f} "
+              f"({1000 * t['checks'] / max(s['checks run'], 1):.1f} ms per check, "
+              f"{1000 * t['dispatch'] / max(s['samples dispatched'] + s['checks dispatched'], 1):.2f} ms per claimed slot); "
+              f"warnings logged {sum(row['warnings'].values())}")
     if rotation:
         print()
-        print(f"Rotation hour: {args.rotate_pct:g} % of instances get a new password at a random moment of the hour")
-        head = (f"{'N':>6} {'rotated':>7} {'calls':>6} {'refresh calls':>13} {'reconcile':>9} {'per rotation':>12} "
-                f"{'auth fails':>10} {'still stale':>11} {'calls/h':>8} {'per 100 inst-h':>14} {'wall s':>7}")
+        print(f"Password rotation: {args.rotate_pct:g} % of the instances get a new password at random moments of a "
+              f"{args.rotation_minutes:g}-minute window (reads with the old URL fail with 'auth')")
+        head = (f"{'N':>6} | {'rotated':>7} {'refresh calls':>13} {'per rotation':>12} {'failed samples':>14} "
+                f"{'still stale':>11} | {'calls/h if 1 %/h rotate':>23} {'per 100 inst-h':>14} | {'wall s':>7}")
         print(head)
         print("-" * len(head))
         for row in rotation:
+            s, p = row["stats"], row["phase_calls"]
+            refresh = p["collect"] + p["checks"] + p["dispatch"]
+            per_rotation = refresh / max(row["rotated"], 1)
+            steady_row = next((r for r in steady if r["n"] == row["n"]), None)
+            base = per_hour(steady_row, steady_row["minutes"]) if steady_row else p["reconcile"]
+            hourly = base + row["n"] * args.rotate_pct / 100 * per_rotation
+            print(f"{row['n']:>6} | {row['rotated']:>7} {refresh:>13} {per_rotation:>12.2f} {s['failed']:>14} "
+                  f"{s['still stale']:>11} | {hourly:>23.1f} {100 * hourly / row['n']:>14.3f} | {row['wall']:>7.1f}")
             routes = collections.Counter(classify(c) for c in row["calls"])
-            calls = len(row["calls"])
-            refresh = calls - routes["reconcile"]
-            s = row["stats"]
-            print(f"{row['n']:>6} {row['rotated']:>7} {calls:>6} {refresh:>13} {routes['reconcile']:>9} "
-                  f"{refresh / max(row['rotated'], 1):>12.2f} {s['auth errors']:>10} {s['still stale']:>11} "
-                  f"{calls / hours:>8.1f} {100 * calls / hours / row['n']:>14.3f} {row['wall']:>7.1f}")
-            print(f"         calls by route {dict(routes)}; samples {s['stored']:,} stored, {s['failed']} failed; "
-                  f"warnings logged by logger {row['warnings']}")
+            print(f"         calls by route {dict(routes)}; {s['stored']:,} samples stored; "
+                  f"warnings logged {row['warnings']}")
     print()
-    steady = [r for r in results if r["kind"] == "steady"]
-    worst = max((len(r["calls"]) / hours / r["n"] * 100 for r in steady), default=0)
-    biggest = max(steady, key=lambda r: r["n"]) if steady else None
-    verdict = "within" if worst <= 1 else "OVER"
-    if biggest:
-        per_hour = len(biggest["calls"]) / hours
-        print(f"summary: steady state spends at most {worst:.3f} Heroku calls per 100 instance-hours ({verdict} the "
-              f"1-per-100 target); {biggest['n']:,} instances at 1-minute checks use {per_hour:.0f} of 4,500 calls/h, "
-              f"where the original product would need {60 * biggest['n']:,}/h (it capped at 75 instances per key); "
-              f"total wall time {total_wall:.0f} s")
+    if steady:
+        worst = max(steady, key=lambda r: per_hour(r, r["minutes"]) / r["n"])
+        biggest = max(steady, key=lambda r: r["n"])
+        worst_rate = 100 * per_hour(worst, worst["minutes"]) / worst["n"]
+        verdict = "within" if worst_rate <= 1 else "OVER"
+        hourly = per_hour(biggest, biggest["minutes"])
+        print(f"summary: steady state costs at most {worst_rate:.3f} Heroku calls per 100 instance-hours (N={worst['n']}; "
+              f"{verdict} the 1-per-100 target); {biggest['n']:,} instances at 1-minute checks spend {hourly:.0f} of "
+              f"4,500 calls/h where the original product would spend {60 * biggest['n']:,}/h; wall time {total_wall:.0f} s")
 
 
 def _outcomes(stats):
-    return ", ".join(f"{k[6:]} {v:,}" for k, v in sorted(stats.items()) if k.startswith("check "))
+    return ", ".join(f"{k[6:]} {v:,}" for k, v in sorted(stats.items()) if k.startswith("check ") and k != "checks run")
 
 
 def _duration(seconds):
     if seconds <= 0:
-        return "0"
+        return "at once"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"

@@ -22,19 +22,22 @@ The rules, in the order :func:`decide` applies them
     3. Data drop -- evicted keys or rejected connections rising between consecutive
        samples of the up window (a counter that goes *down* is a Redis restart, not a
        rise), or used memory at the plan's limit (``memory_full``, 99 %) -- means *up* at
-       once, even on one or two samples and whatever the averages say.
+       once, even on one or two samples and whatever the averages say. It counts as a
+       breach (``breaching=True``). Redis reports at most its limits while dropping, so
+       the dropping metric is sized at ``data_drop_factor`` (2x) its capped reading.
     4. Fewer than ``min_samples`` good samples means *stay*.
     5. Breach: the up-window average of memory % or connection % above its threshold
        means *up*.
     6. Early ("premature") scaling: a least-squares line through the trend window's
        samples, projected ``trend_horizon`` ahead, above the threshold means *up* now --
-       but only when the rise is meaningful: slope t-statistic at least ``trend_min_t``,
-       projected rise larger than twice the residual noise and at least one percentage
-       point, and the fitted current level at least ``trend_min_level`` of the threshold.
-       Flat noisy load does not pass these tests.
+       but only when the rise is meaningful: at least ``trend_min_samples`` samples
+       spanning at least half the trend window, slope t-statistic at least
+       ``trend_min_t``, a projected rise larger than the residual noise, and the fitted
+       current level at least ``trend_min_level`` of the threshold. Flat noisy load does
+       not pass these tests.
     7. Down only when, for the whole stabilisation window (the samples must reach back
-       to its start), every metric stayed under its threshold, no counter rose and no
-       read failed; judged on the window's *peak*, which must fit under
+       to its start, with no hole longer than the up window or 5 min), every metric stayed
+       under its threshold, no counter rose and no read failed; judged on the window's *peak*, which must fit under
        ``threshold * (1 - down_margin)`` of the lower plan. A rising metric (slope
        t-statistic >= 2) must also fit there when projected one stabilisation window
        ahead, so a rising load is never moved to a plan it would outgrow before the
@@ -176,8 +179,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class Policy:
-    """How eagerly to scale. Thresholds are percentages; unset windows derive from
-    ``scaling_interval`` (see the field comments and ``README``/report for the reasons).
+    """How eagerly to scale. Thresholds are percentages; the windows left unset derive
+    from ``scaling_interval`` as described here.
 
     memory_threshold, connection_threshold
         The percentage of the plan's limit to stay under (the registration fields
@@ -198,7 +201,8 @@ class Policy:
         hysteresis that keeps a scale-down from bouncing straight back up.
     plan_change_time
         How long a plan change takes to land on Heroku (the PATCH until the add-on is
-        provisioned on the new plan). Default 2 min.
+        provisioned on the new plan). Default 2 min, a small data set's change; callers
+        that measure their instance's real provisioning time should pass it.
     trend_horizon
         How far ahead the trend is projected. Default ``plan_change_time +
         scaling_interval``: a breach projected within that time cannot be avoided unless
@@ -209,7 +213,8 @@ class Policy:
     min_samples
         Good samples needed before any breach or down decision. Default 3.
     trend_min_samples
-        Samples needed before the trend counts. Default 5.
+        Samples needed before the trend counts; they must also span at least half the
+        trend window. Default 5.
     trend_min_t
         t-statistic of the fitted slope needed to scale up early. Default 3.0.
     trend_min_level
@@ -288,9 +293,6 @@ class Policy:
         return max(self.up_window, self.stabilisation_window, self.trend_window) + max(
             self.up_window, _SLOWEST_METRIC_RATE
         )
-
-    def threshold(self, metric: str) -> float:
-        return self.memory_threshold if metric == "memory" else self.connection_threshold
 
 
 @dataclass(frozen=True)
@@ -790,13 +792,13 @@ def decide(
             return stay(f"no cheaper plan above the minimum {min_plan.name}")
         nearest = lower[-1]
         return stay(
-            f"{nearest.name} would hold {what} at {_keeps(nearest, need_down_mem, need_down_conn)}, "
+            f"{nearest.name} would keep {_keeps(nearest, need_down_mem, need_down_conn)} for {what}, "
             f"over the down limits ({limits_text}: thresholds less the {policy.down_margin:.0%} margin)"
         )
     return decision(
         "down", target,
         f"every metric stayed under its threshold for {_fmt_duration(stab)} on {current.name} ({peaks_text}); "
-        f"{target.name} holds {what} at {_keeps(target, need_down_mem, need_down_conn)} "
+        f"{target.name} keeps {_keeps(target, need_down_mem, need_down_conn)} for {what} "
         f"(down limits {limits_text}: thresholds less the {policy.down_margin:.0%} margin)",
         mem_pct=mem_pct, conn_pct=conn_pct,
     )

@@ -43,7 +43,7 @@ import os
 import re
 from bisect import bisect_right
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence, TextIO
 
@@ -210,7 +210,7 @@ def parse_trace(lines_or_file: str | os.PathLike | TextIO | Iterable[str]) -> li
                 header = [cell.strip() for cell in row]
                 break
         if header is None:
-            raise TraceError(max(reader.line_num, 1), "empty trace: expected the header timestamp,used_memory,connected_clients")
+            raise TraceError(1, "empty trace: expected the header timestamp,used_memory,connected_clients")
         header_line = reader.line_num
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
@@ -501,7 +501,7 @@ def baseline_original_rule(
                 return "stay", None, "no higher plan"
             if rank[target.name] > hi:
                 target = plans[hi]
-            return "up", target, f"{why} over {window}; one step up"
+            return "up", target, f"{why} over {window.total_seconds() / 60:g} min; one step up"
         if cur <= lo:
             return "stay", None, "at the min plan"
         below = [p for p in plans if p.memory_bytes < current.memory_bytes]

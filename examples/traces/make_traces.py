@@ -18,7 +18,7 @@ slow_leak.csv          12 h, 1-min points: memory leaks 0.6 MiB a minute from 20
                        20 clients.
 connection_storm.csv   24 h, 15-s points: steady 28 MiB and 18 clients, with three
                        connection storms (web dynos scaled out for a traffic surge, each
-                       opening its pool: to 140, 240 and 180 clients within 1 to 2 min)
+                       opening its pool: to 140, 240 and 150 clients within 1 to 2 min)
                        lasting 30, 60 and 45 min.
 """
 
@@ -92,7 +92,7 @@ def connection_storm():
     storms = [  # (start s, ramp s, hold s, decay s, peak clients)
         (9 * 3600, 60, 1800, 120, 140),
         (13 * 3600, 90, 3600, 180, 240),
-        (19 * 3600, 60, 2700, 120, 180),
+        (19 * 3600, 60, 2700, 120, 150),
     ]
     for step in range(24 * 240 + 1):
         second = step * 15

@@ -217,7 +217,7 @@ CASES = [
         "down: whole stabilisation window low -> cheapest plan that fits, several steps",
         P["premium-3"], series(P["premium-3"], 16, mem=4, conn=4),
         "down", "premium-0",
-        reason_has=("stayed under its threshold for 15 min on premium-3", "premium-0 holds the 15 min peak at memory at 40.0%"),
+        reason_has=("stayed under its threshold for 15 min on premium-3", "premium-0 keeps memory at 40.0% and connections at 40.0% for the 15 min peak"),
     ),
     Case(
         "down: samples must cover the whole stabilisation window",
@@ -249,7 +249,7 @@ CASES = [
         "down: judged on the window's peak, not its average",
         P["premium-2"], series(P["premium-2"], 16, mem=lambda a: 20 if abs(a - 3) < 0.1 else 5, conn=5),
         "down", "premium-1",  # the 50 MiB peak needs premium-1; the 12.5 MiB level would fit mini
-        reason_has=("peak memory 20.0%", "premium-1 holds the 15 min peak at memory at 50.0%"),
+        reason_has=("peak memory 20.0%", "premium-1 keeps memory at 50.0% and connections at 12.5% for the 15 min peak"),
     ),
     Case(
         "down: a metric over its threshold in the window blocks a down",
@@ -259,7 +259,7 @@ CASES = [
     Case(
         "down: the lower plan must hold the peak under threshold less the margin",
         P["premium-1"], series(P["premium-1"], 16, mem=35, conn=20),  # 35 MiB = 70% of premium-0 > 64%
-        "stay", reason_has=("premium-0 would hold", "memory at 70.0%", "20% margin"),
+        "stay", reason_has=("premium-0 would keep memory at 70.0%", "over the down limits", "20% margin"),
     ),
     Case(
         "down: never below the min plan",
@@ -276,7 +276,7 @@ CASES = [
         # 30 -> 40 MiB over 16 min, rising 0.625 MiB/min: premium-1 holds the peak (40%) and
         # the projection 15 min ahead (49.4%); premium-0 would not hold even the peak (80%).
         P["premium-2"], series(P["premium-2"], 16, mem=ramp(12, 16, 16), conn=5),
-        "down", "premium-1", reason_has=("projection 15 min ahead of the rising memory",),
+        "down", "premium-1", reason_has=("for the 15 min peak and the projection 15 min ahead of the rising memory",),
     ),
     Case(
         "down: the last half of the window fits a deeper plan -> wait for one step",

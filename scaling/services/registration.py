@@ -1,0 +1,515 @@
+"""Registering a Redis instance for autoscaling (`add_redis_mon.py`), and removing one.
+
+Each `clean_*` function takes what a person typed (or a flag's value) and returns the
+cleaned value, or raises `RegistrationError` with a one-line reason that reads well after
+the flag name or under the question ("must be a whole number from 1 to 100, not 150").
+They touch the database only where the answer depends on it (plans, taken names).
+
+`instance_register` saves a new or edited instance in one transaction and makes it due at
+the next dispatcher tick, so that its first sample comes within one tick, without a restart
+of the worker or of beat.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from autoscaler.redaction import redact
+from logs.models import MetricLog, ScalingAction
+from notifications.models import Notification
+from scaling.heroku import HerokuAuthError, HerokuError, HerokuForbidden, HerokuNotFound
+from scaling.metrics import MetricsReadError, RedisMetricsReader
+from scaling.models import MIB, NAME_PATTERN, RedisInstance, RedisPlan
+from scaling.services.dispatch import instance_schedule_now
+from scaling.services.heroku_access import heroku_client
+from scaling.services.instances import ResolutionError, addon_resolve, known_services
+from scaling.services.plans import plan_family, plan_ladder
+
+NAME_MAX = RedisInstance._meta.get_field("name").max_length
+APP_MAX = RedisInstance._meta.get_field("app_name").max_length
+CONFIG_VAR_MAX = RedisInstance._meta.get_field("config_var").max_length
+DEFAULT_METRIC_RATE = RedisInstance.MetricRate.M1
+DEFAULT_SCALING_RATE = RedisInstance.ScalingRate.M1
+DEFAULT_THRESHOLD = 80
+
+TRUE_WORDS = {"y", "yes", "true", "on", "1"}
+FALSE_WORDS = {"n", "no", "false", "off", "0"}
+FAMILY_NAMES = {"private": "Private Spaces", "shield": "Shield Spaces", "": "Common Runtime"}
+
+
+class RegistrationError(Exception):
+    """An answer or flag registration cannot take; `str()` is one line for a person.
+
+    `retryable`: the answer may be fine and Heroku was only unavailable.
+    `fatal`: no other answer can help (e.g. the API key is refused).
+    """
+
+    def __init__(self, message, *, retryable=False, fatal=False):
+        super().__init__(" ".join(str(message).split()))
+        self.retryable = retryable
+        self.fatal = fatal
+
+
+# --- One field each ----------------------------------------------------------------------
+
+
+def _shown(value, limit=40):
+    value = str(value)
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def clean_name(value):
+    name = (value or "").strip()
+    if not name:
+        raise RegistrationError("a name is required")
+    if len(name) > NAME_MAX:
+        raise RegistrationError(f"must be at most {NAME_MAX} characters, not {len(name)}")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise RegistrationError(f"use letters, digits, '-' and '_' only, not {_shown(name)}")
+    return name
+
+
+def clean_app_name(value):
+    app = (value or "").strip()
+    if not app:
+        raise RegistrationError("a Heroku app name is required")
+    if len(app) > APP_MAX:
+        raise RegistrationError(f"must be at most {APP_MAX} characters, not {len(app)}")
+    if _is_uuid(app):
+        return app.lower()
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", app):
+        hint = f" (did you mean {app.lower()!r}?)" if re.fullmatch(r"[a-z][a-z0-9-]*", app.lower()) else ""
+        raise RegistrationError(f"Heroku app names are lower-case letters, digits and '-', not {_shown(app)}{hint}")
+    return app
+
+
+def clean_config_var(value):
+    var = (value or "").strip()
+    if not var:
+        raise RegistrationError("a config var name is required, e.g. REDIS_URL")
+    if len(var) > CONFIG_VAR_MAX:
+        raise RegistrationError(f"must be at most {CONFIG_VAR_MAX} characters, not {len(var)}")
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", var):
+        hint = f" (did you mean {var.upper()!r}?)" if re.fullmatch(r"[A-Z][A-Z0-9_]*", var.upper()) else ""
+        raise RegistrationError(
+            f"config var names are upper-case letters, digits and '_' (e.g. REDIS_URL), not {_shown(var)}{hint}"
+        )
+    return var
+
+
+def _clean_rate(value, choices):
+    text = (value or "").strip().lower().replace(" ", "")
+    text = re.sub(r"(mins?|minutes?)$", "m", re.sub(r"(secs?|seconds?)$", "s", text))
+    for seconds, label in choices:
+        if text in (label, str(seconds), f"{seconds}s"):
+            return seconds
+    labels = ", ".join(label for _, label in choices)
+    raise RegistrationError(f"must be one of {labels}, not {_shown(value or '')}")
+
+
+def clean_metric_rate(value):
+    """'30s', '1m', '5m' (or the seconds) -> seconds."""
+    return _clean_rate(value, RedisInstance.MetricRate.choices)
+
+
+def clean_scaling_rate(value):
+    """'1m', '5m', '10m' (or the seconds) -> seconds."""
+    return _clean_rate(value, RedisInstance.ScalingRate.choices)
+
+
+def rate_label(seconds, choices):
+    return dict(choices).get(seconds, f"{seconds}s")
+
+
+def clean_threshold(value):
+    """A whole percentage 1..100 ('80' or '80%')."""
+    text = str(value if value is not None else "").strip()
+    number = text[:-1].strip() if text.endswith("%") else text
+    if not re.fullmatch(r"[0-9]{1,6}", number) or not 1 <= int(number) <= 100:
+        given = text if re.fullmatch(r"[-+]?[0-9.,]{1,12}%?", text) else (_shown(text) if text else "nothing")
+        raise RegistrationError(f"must be a whole number from 1 to 100, not {given}")
+    return int(number)
+
+
+def clean_bool(value):
+    word = (value or "").strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise RegistrationError(f"answer y or n, not {_shown(value or '')}")
+
+
+def clean_plan(value, *, ladder):
+    """A plan of `ladder` by its Heroku name or its short name ('premium-0')."""
+    text = (value or "").strip().lower()
+    if not text:
+        raise RegistrationError("a plan name is required")
+    service = ladder[0].service_name
+    for plan in ladder:
+        if text in (plan.plan_name, plan.short_name):
+            return plan
+    offered = ", ".join(plan.short_name for plan in ladder)
+    full = text if ":" in text else f"{service}:{text}"
+    other = RedisPlan.objects.filter(plan_name=full).first()
+    if other is not None and other.service_name == service:
+        family = FAMILY_NAMES.get(plan_family(other), plan_family(other))
+        current = FAMILY_NAMES.get(plan_family(ladder[0]), "")
+        raise RegistrationError(
+            f"{other.plan_name} is a {family} plan; this add-on can move only between {current} plans: {offered}"
+        )
+    if ":" in text and text.split(":", 1)[0] != service:
+        raise RegistrationError(f"{_shown(value.strip())} is not a {service} plan; this add-on is {service}: choose one of {offered}")
+    raise RegistrationError(f"unknown plan {_shown(value.strip())}; choose one of {offered}")
+
+
+def clean_plan_range(*, min_plan, max_plan):
+    if _rank(min_plan) > _rank(max_plan):
+        raise RegistrationError(
+            f"the min plan {min_plan.short_name} is above the max plan {max_plan.short_name}"
+        )
+    return min_plan, max_plan
+
+
+def _rank(plan):
+    return (plan.mem_limit, plan.cost)
+
+
+def _is_uuid(text):
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- Checks that ask the database or Heroku ------------------------------------------------
+
+
+def instance_by_name(name):
+    return RedisInstance.objects.with_plans().filter(name=name).first()
+
+
+def plans_loaded():
+    return RedisPlan.objects.exists()
+
+
+@dataclass(frozen=True)
+class AppAddons:
+    """What an app has: the Redis config vars of known providers, and every config var set by an add-on."""
+
+    app_name: str
+    redis_config_vars: tuple
+    addon_config_vars: tuple
+
+
+def app_check(app_name, *, client=None):
+    """That the app exists and the key sees it; its Redis config vars (1 API call)."""
+    try:
+        client = client or heroku_client()
+        addons = client.list_app_addons(app_name)
+    except HerokuAuthError as error:
+        raise RegistrationError(f"Heroku refused the API key (HEROKU_API_KEY): {_heroku_detail(error)}", fatal=True) from None
+    except (HerokuNotFound, HerokuForbidden):
+        raise RegistrationError(f"app {app_name!r} does not exist or the API key cannot see it") from None
+    except HerokuError as error:
+        raise RegistrationError(f"cannot list the add-ons of app {app_name!r}: {error}", retryable=error.retryable) from None
+    services = known_services()
+    redis_vars = tuple(sorted(var for addon in addons if addon.service_name in services for var in addon.config_vars))
+    all_vars = tuple(sorted(var for addon in addons for var in addon.config_vars))
+    return AppAddons(app_name=app_name, redis_config_vars=redis_vars, addon_config_vars=all_vars)
+
+
+def addon_find(*, app_name, config_var, client=None, exclude=None):
+    """The add-on behind `config_var` (ResolvedAddon), checked to be a Redis add-on of a
+    known provider that no other registered instance watches."""
+    try:
+        resolved = addon_resolve(app_name=app_name, config_var=config_var, client=client)
+    except HerokuAuthError as error:
+        raise RegistrationError(f"Heroku refused the API key (HEROKU_API_KEY): {_heroku_detail(error)}", fatal=True) from None
+    except ResolutionError as error:
+        raise RegistrationError(str(error), retryable=error.retryable) from None
+    other = addon_registered_elsewhere(resolved=resolved, app_name=app_name, config_var=config_var, exclude=exclude)
+    if other is not None:
+        raise RegistrationError(
+            f"add-on {resolved.addon.name} ({config_var} of app {app_name!r}) is already registered as "
+            f"instance {other.name!r}; edit that one (--name {other.name}) instead"
+        )
+    return resolved
+
+
+def _heroku_detail(error):
+    return str(error).split(": ", 1)[-1] if isinstance(error, HerokuError) else str(error)
+
+
+def addon_registered_elsewhere(*, resolved, app_name, config_var, exclude=None):
+    """Another instance watching the same add-on (two would fight over its plan)."""
+    others = RedisInstance.objects.all()
+    if exclude is not None and exclude.pk:
+        others = others.exclude(pk=exclude.pk)
+    same = others.filter(addon_id=resolved.addon.id).first() if resolved.addon.id else None
+    return same or others.filter(app_name=app_name, config_var=config_var).first()
+
+
+# --- Reading the Redis once ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    info: object = None
+    error: str = ""
+
+    @property
+    def ok(self):
+        return self.info is not None
+
+
+def redis_address(url):
+    """host:port of a Redis URL (no user, no password)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or 6379}"
+    except ValueError:
+        return "(unparsable URL)"
+
+
+def redis_probe(url):
+    """One INFO read of the Redis at `url`: Probe(info) or Probe(error=one line, no password)."""
+    reader = RedisMetricsReader(
+        connect_timeout=getattr(settings, "REDIS_CONNECT_TIMEOUT", 5),
+        read_timeout=getattr(settings, "REDIS_READ_TIMEOUT", 5),
+    )
+    try:
+        info = reader.read("registration", url)
+    except MetricsReadError as error:
+        return Probe(error=redact(str(error)))
+    except Exception as error:  # noqa: BLE001 - reported to the person, never a traceback
+        return Probe(error=redact(f"{error.__class__.__name__}: {error}").replace(url, "***"))
+    finally:
+        reader.close_all()
+    if not info.usable:
+        return Probe(error="INFO had neither used_memory nor connected_clients: " + "; ".join(info.warnings))
+    return Probe(info=info)
+
+
+# --- What the numbers mean -----------------------------------------------------------------
+
+
+def _mb(value_bytes):
+    mb = value_bytes / MIB
+    return f"{mb:,.1f} MB" if mb < 100 else f"{mb:,.0f} MB"
+
+
+def _pct(part, whole):
+    return f"{100 * part / whole:.0f}%" if whole else "?"
+
+
+def threshold_memory_mb(plan, pct):
+    return plan.mem_limit * pct / 100
+
+
+def threshold_connections(plan, pct):
+    return None if plan.unlimited_connections else plan.conn_limit * pct // 100
+
+
+def plan_line(plan):
+    conns = "unlimited connections" if plan.unlimited_connections else f"{plan.conn_limit:,} connections"
+    return f"{plan.mem_limit:,} MB, {conns}, ${plan.cost}/month"
+
+
+def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
+                  scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success, notify_failure,
+                  probe=None, existing=None):
+    """(label, text) rows that show what will be saved and what it means on the current plan."""
+    plan = resolved.plan
+    rows = [
+        ("Instance", f"{name}" + (" (edit of the registered instance)" if existing is not None else " (new)")),
+        ("Heroku app", app_name),
+        ("Config var", f"{config_var} -> add-on {resolved.addon.name} ({plan.service_name})"),
+        ("Current plan", f"{plan.plan_name} ({plan_line(plan)})"),
+    ]
+    notes = []
+    if probe is not None:
+        if probe.ok:
+            info = probe.info
+            parts = []
+            if info.used_memory is not None:
+                parts.append(f"memory {_mb(info.used_memory)} of {plan.mem_limit:,} MB "
+                             f"({_pct(info.used_memory, plan.mem_limit_bytes)})")
+                if 100 * info.used_memory >= memory_threshold * plan.mem_limit_bytes:
+                    notes.append("memory in use is already above the memory threshold: the first checks may scale up")
+            if info.connected_clients is not None:
+                if plan.unlimited_connections:
+                    parts.append(f"{info.connected_clients:,} connections (plan: unlimited)")
+                else:
+                    parts.append(f"{info.connected_clients:,} of {plan.conn_limit:,} connections "
+                                 f"({_pct(info.connected_clients, plan.conn_limit)})")
+                    if 100 * info.connected_clients >= connection_threshold * plan.conn_limit:
+                        notes.append("connections in use are already above the connection threshold: "
+                                     "the first checks may scale up")
+            rows.append(("In use now", ", ".join(parts) or "INFO had no memory or connection figures"))
+        else:
+            rows.append(("In use now", f"unknown: Redis at {redis_address(resolved.redis_url)} could not be read "
+                                       f"({probe.error})"))
+    mem_mb = threshold_memory_mb(plan, memory_threshold)
+    rows.append(("Metric rate", f"a sample every {rate_label(metric_rate, RedisInstance.MetricRate.choices)}"))
+    rows.append(("Memory threshold", f"{memory_threshold}% = {mem_mb:,.1f} MB on {plan.short_name}"))
+    conns = threshold_connections(plan, connection_threshold)
+    rows.append(("Connection threshold", f"{connection_threshold}% = "
+                 + (f"{conns:,} connections on {plan.short_name}" if conns is not None
+                    else f"no limit on {plan.short_name} (connections are unlimited)")))
+    rows.append(("Scaling", ("enabled" if scaling_enabled else "disabled")
+                 + f", between {min_plan.short_name} and {max_plan.short_name}, "
+                 f"checked every {rate_label(scaling_rate, RedisInstance.ScalingRate.choices)}"))
+    rows.append(("Mail on", ", ".join(f"{what}: {'yes' if flag else 'no'}" for what, flag in (
+        ("breach", notify_breach), ("success", notify_success), ("failure", notify_failure)))))
+    if scaling_enabled and _rank(plan) < _rank(min_plan):
+        notes.append(f"the current plan is below the min plan: the first check will move it up to {min_plan.short_name}")
+    elif scaling_enabled and _rank(plan) > _rank(max_plan):
+        notes.append(f"the current plan is above the max plan: the first check will move it down to {max_plan.short_name}")
+    rows.extend(("Note", note) for note in notes)
+    return rows
+
+
+# --- Saving and removing -------------------------------------------------------------------
+
+
+def _validation_line(error):
+    if hasattr(error, "message_dict"):
+        parts = []
+        for field, messages in error.message_dict.items():
+            label = "" if field == "__all__" else field.replace("_", " ") + ": "
+            parts.extend(label + " ".join(str(m).split()) for m in messages)
+        return "; ".join(parts)
+    return "; ".join(" ".join(str(m).split()) for m in error.messages)
+
+
+def instance_register(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
+                      scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success,
+                      notify_failure, now, existing=None):
+    """Create (or, with `existing`, update) an instance in one transaction and make it due now.
+
+    Raises RegistrationError (nothing saved) when a value is not acceptable.
+    """
+    ladder = plan_ladder(plan=resolved.plan)
+    for label, plan in (("min plan", min_plan), ("max plan", max_plan)):
+        if plan.pk not in {p.pk for p in ladder}:
+            raise RegistrationError(f"the {label} {plan.plan_name} is not a plan this add-on can move to")
+    clean_plan_range(min_plan=min_plan, max_plan=max_plan)
+    try:
+        with transaction.atomic():
+            if existing is None:
+                instance = RedisInstance(name=name)
+            else:
+                instance = RedisInstance.objects.select_for_update().get(pk=existing.pk)
+            other = addon_registered_elsewhere(resolved=resolved, app_name=app_name, config_var=config_var,
+                                               exclude=instance if instance.pk else None)
+            if other is not None:
+                raise RegistrationError(f"add-on {resolved.addon.name} is already registered as instance {other.name!r}")
+            same_addon = instance.pk is not None and str(instance.addon_id or "") == str(resolved.addon.id)
+            if instance.pk is not None and same_addon and instance.current_plan_id != resolved.plan.pk:
+                from scaling.services.adoption import plan_adopt_if_changed
+
+                plan_adopt_if_changed(instance=instance, plan=resolved.plan, now=now, found_by="a registration edit")
+                instance.refresh_from_db()
+            if instance.pk is None or not same_addon:
+                instance.current_plan = resolved.plan
+                instance.plan_changed_at = None
+            instance.name = name
+            instance.app_name = resolved.addon.app_name or app_name
+            instance.config_var = config_var
+            instance.metric_rate = metric_rate
+            instance.memory_threshold = memory_threshold
+            instance.connection_threshold = connection_threshold
+            instance.scaling_enabled = scaling_enabled
+            instance.min_plan = min_plan
+            instance.max_plan = max_plan
+            instance.scaling_rate = scaling_rate
+            instance.notify_breach = notify_breach
+            instance.notify_success = notify_success
+            instance.notify_failure = notify_failure
+            instance.addon_id = resolved.addon.id
+            instance.addon_name = resolved.addon.name
+            instance.redis_url = resolved.redis_url
+            instance.resolved_at = now
+            instance.refresh_requested_at = None
+            instance.consecutive_failures = 0
+            try:
+                instance.full_clean()
+            except ValidationError as error:
+                raise RegistrationError(_validation_line(error)) from None
+            instance.save()
+            instance_schedule_now(instance=instance, now=now)
+    except IntegrityError as error:
+        if "name" in str(error) and "unique" in str(error).lower():
+            raise RegistrationError(f"an instance named {name!r} was registered meanwhile; nothing saved") from None
+        raise RegistrationError(f"the database refused the instance: {redact(' '.join(str(error).split()))[:200]}") from None
+    instance.refresh_from_db()
+    return instance
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    name: str
+    samples: int
+    actions: int
+    notifications: int
+    kept: bool
+
+
+def instance_records(instance):
+    return (
+        MetricLog.objects.filter(instance=instance).count(),
+        ScalingAction.objects.filter(instance=instance).count(),
+        Notification.objects.filter(instance=instance).count(),
+    )
+
+
+@transaction.atomic
+def instance_remove(*, name, keep_record):
+    """Remove an instance. keep_record: its samples, scaling actions and notifications stay
+    (without the instance: their foreign key is SET_NULL); else they are deleted first."""
+    instance = RedisInstance.objects.select_for_update().filter(name=name).first()
+    if instance is None:
+        raise RegistrationError(f"no instance named {name!r}")
+    samples, actions, notifications = instance_records(instance)
+    if not keep_record:
+        MetricLog.objects.filter(instance=instance).delete()
+        ScalingAction.objects.filter(instance=instance).delete()
+        Notification.objects.filter(instance=instance).delete()
+    instance.delete()
+    return RemovalResult(name=name, samples=samples, actions=actions, notifications=notifications, kept=keep_record)
+
+
+TABLE_COLUMNS = ("NAME", "APP", "CONFIG VAR", "PLAN", "MIN..MAX", "SAMPLE", "MEM%", "CONN%", "SCALING", "MAIL", "NEXT SAMPLE")
+
+
+def instances_table():
+    """One row (tuple of strings, TABLE_COLUMNS) per registered instance, by name."""
+    rows = []
+    for instance in RedisInstance.objects.with_plans().order_by("name"):
+        mail = "".join(letter if flag else "-" for letter, flag in (
+            ("b", instance.notify_breach), ("s", instance.notify_success), ("f", instance.notify_failure)))
+        scaling = (f"every {rate_label(instance.scaling_rate, RedisInstance.ScalingRate.choices)}"
+                   if instance.scaling_enabled else "off")
+        if instance.scaling_enabled and instance.dry_run:
+            scaling += " (dry run)"
+        rows.append((
+            instance.name,
+            instance.app_name,
+            instance.config_var,
+            instance.current_plan.plan_name,
+            f"{instance.min_plan.short_name}..{instance.max_plan.short_name}",
+            rate_label(instance.metric_rate, RedisInstance.MetricRate.choices),
+            str(instance.memory_threshold),
+            str(instance.connection_threshold),
+            scaling,
+            mail,
+            instance.next_sample_at.strftime("%Y-%m-%d %H:%M:%S") if instance.next_sample_at else "-",
+        ))
+    return rows
