@@ -16,6 +16,7 @@ No message ever carries a Redis password or the API key.
 """
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -47,6 +48,10 @@ class Stop(Exception):
     def __init__(self, message, code=1):
         super().__init__(message)
         self.code = code
+
+
+def nothing_saved(reason, what="saved"):
+    return f"{str(reason).rstrip('.')}; nothing {what}"
 
 
 def flag_error(flag, reason):
@@ -160,7 +165,7 @@ class Console:
                 return clean(raw)
             except RegistrationError as error:
                 if error.fatal:
-                    raise Stop(f"{error}; nothing saved") from None
+                    raise Stop(nothing_saved(error)) from None
                 self.say(f"    ! {error}" + ("; Heroku may answer if you try again" if error.retryable else ""))
 
     def confirm(self, question, *, default):
@@ -218,7 +223,7 @@ def register(args, console):
 
     def heroku_failure(error, flag):
         if error.fatal or error.retryable:
-            return Stop(f"{error}; nothing saved")
+            return Stop(nothing_saved(error))
         return flag_error(flag, str(error))
 
     if not quiet:
@@ -363,44 +368,52 @@ def register(args, console):
             console.say(f"    {candidate.short_name:<{width}}  {candidate.mem_limit:>8,} MB  {conns:>9} connections"
                         f"  ${candidate.cost:>9,}/month{mark}")
 
-    if min_flag is not None:
-        min_plan = min_flag
-        if not quiet:
-            console.say(f"  Min plan: {min_plan.short_name} (--min-plan)")
-    elif quiet:
-        min_plan = default_min
-        if max_flag is not None and reg._rank(min_plan) > reg._rank(max_flag):
-            raise flag_error("--max-plan", f"{max_flag.short_name} is below the min plan {min_plan.short_name} "
-                             "(give --min-plan too)")
-    else:
-        def clean_min(raw):
-            chosen = reg.clean_plan(raw, ladder=ladder)
-            if max_flag is not None and reg._rank(chosen) > reg._rank(max_flag):
-                raise reg.RegistrationError(f"{chosen.short_name} is above the max plan {max_flag.short_name} (--max-plan)")
-            return chosen
+    min_plan = max_plan = None
+    while max_plan is None:  # answering "back" at the max plan asks the min plan again
+        if min_flag is not None:
+            min_plan = min_flag
+            if not quiet:
+                console.say(f"  Min plan: {min_plan.short_name} (--min-plan)")
+        elif quiet:
+            min_plan = default_min
+            if max_flag is not None and reg._rank(min_plan) > reg._rank(max_flag):
+                raise flag_error("--max-plan", f"{max_flag.short_name} is below the min plan {min_plan.short_name} "
+                                 "(give --min-plan too)")
+        else:
+            def clean_min(raw):
+                chosen = reg.clean_plan(raw, ladder=ladder)
+                if max_flag is not None and reg._rank(chosen) > reg._rank(max_flag):
+                    raise reg.RegistrationError(
+                        f"{chosen.short_name} is above the max plan {max_flag.short_name} (--max-plan)")
+                return chosen
 
-        min_plan = console.ask("Min plan", hint="name from the list", default=default_min.short_name, clean=clean_min)
+            min_default = min_plan or default_min
+            min_plan = console.ask("Min plan", hint="name from the list", default=min_default.short_name, clean=clean_min)
 
-    if max_flag is not None:
-        max_plan = max_flag
-        if not quiet:
-            console.say(f"  Max plan: {max_plan.short_name} (--max-plan)")
-    elif quiet:
-        max_plan = default_max
-        if reg._rank(min_plan) > reg._rank(max_plan):
-            raise flag_error("--min-plan", f"{min_plan.short_name} is above the max plan {max_plan.short_name} "
-                             "(give --max-plan too)")
-    else:
-        def clean_max(raw):
-            chosen = reg.clean_plan(raw, ladder=ladder)
-            if reg._rank(chosen) < reg._rank(min_plan):
-                raise reg.RegistrationError(
-                    f"{chosen.short_name} is below the min plan {min_plan.short_name}; choose {min_plan.short_name} or above"
-                )
-            return chosen
+        if max_flag is not None:
+            max_plan = max_flag
+            if not quiet:
+                console.say(f"  Max plan: {max_plan.short_name} (--max-plan)")
+        elif quiet:
+            max_plan = default_max
+            if reg._rank(min_plan) > reg._rank(max_plan):
+                raise flag_error("--min-plan", f"{min_plan.short_name} is above the max plan {max_plan.short_name} "
+                                 "(give --max-plan too)")
+        else:
+            can_go_back = min_flag is None
 
-        fallback = default_max if reg._rank(default_max) >= reg._rank(min_plan) else ladder[-1]
-        max_plan = console.ask("Max plan", hint="name from the list", default=fallback.short_name, clean=clean_max)
+            def clean_max(raw):
+                if can_go_back and raw.strip().lower() == "back":
+                    return None
+                chosen = reg.clean_plan(raw, ladder=ladder)
+                if reg._rank(chosen) < reg._rank(min_plan):
+                    back = ", or 'back' to change the min plan" if can_go_back else ""
+                    raise reg.RegistrationError(f"{chosen.short_name} is below the min plan {min_plan.short_name}; "
+                                                f"choose {min_plan.short_name} or above{back}")
+                return chosen
+
+            fallback = default_max if reg._rank(default_max) >= reg._rank(min_plan) else ladder[-1]
+            max_plan = console.ask("Max plan", hint="name from the list", default=fallback.short_name, clean=clean_max)
 
     scaling_rate = field("scaling_rate", "--scaling-rate", "Scaling rate", "1m, 5m, 10m",
                          reg.rate_label(default_of("scaling_rate", reg.DEFAULT_SCALING_RATE), scaling_choices),
@@ -455,7 +468,7 @@ def register(args, console):
     try:
         instance = reg.instance_register(**values, now=timezone.now(), existing=existing)
     except reg.RegistrationError as error:
-        raise Stop(f"{error}; nothing saved") from None
+        raise Stop(nothing_saved(error)) from None
     verb = "updated" if existing is not None else "registered"
     first_check = reg.rate_label(scaling_rate, scaling_choices)
     done = (f"Saved: instance {instance.name!r} {verb}. Its first sample is taken at the next dispatcher tick"
@@ -509,7 +522,7 @@ def remove_instance(args, console):
     try:
         result = reg.instance_remove(name=name, keep_record=keep)
     except reg.RegistrationError as error:
-        raise Stop(f"{error}; nothing removed") from None
+        raise Stop(nothing_saved(error, "removed")) from None
     console.say(f"Removed instance {name!r}; its {records} were {'kept' if result.kept else 'deleted'}.")
     return 0
 
@@ -532,6 +545,9 @@ def run(args, console):
     import django
 
     django.setup()
+    if "LOG_LEVEL" not in os.environ:
+        # The services' warnings (retries, ...) are for the worker's log; here each outcome is said once.
+        logging.getLogger().setLevel(logging.ERROR)
     from django.db import DatabaseError
 
     from autoscaler.redaction import redact

@@ -114,6 +114,10 @@ STORAGES = {
     },
 }
 
+# In DEBUG (local runs) gunicorn serves static files straight from the apps, no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
 # --- Security (python manage.py check --deploy is clean with DEBUG off) ---
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # Heroku's router terminates TLS
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -129,7 +133,7 @@ CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if host and 
 # --- Celery: broker from REDIS_URL / CELERY_BROKER_URL, else a filesystem broker ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost//"
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,9 @@ SCRIPT = "add_redis_mon.py"
 
 
 def _env(database_url, fake, **overrides):
-    return production_env(
-        DEBUG="true", SECRET_KEY=SECRET_KEY, DATABASE_URL=database_url,
-        HEROKU_API_URL=fake.served_url, HEROKU_API_KEY=fake.api_key, REDIS_CONNECT_TIMEOUT="2",
-        **overrides,
-    )
+    settings = dict(DEBUG="true", SECRET_KEY=SECRET_KEY, DATABASE_URL=database_url,
+                    HEROKU_API_URL=fake.served_url, HEROKU_API_KEY=fake.api_key, REDIS_CONNECT_TIMEOUT="2")
+    return production_env(**{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -408,6 +406,48 @@ def test_an_invalid_flag_exits_2_with_one_line_naming_it_and_saves_nothing(cli, 
     assert one_line(result.stderr).startswith("add_redis_mon.py: " + message), result.stderr
     assert result.stdout == ""
     assert instance_count(database) == 0
+
+
+def test_answering_back_at_the_max_plan_asks_the_min_plan_again(cli, database):
+    answers = lines("orders", "shop", "", "", "", "", "", "premium-9", "premium-1", "back", "premium-0", "premium-1",
+                    "", "", "", "", "")
+    result = cli(stdin=answers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "! premium-1 is below the min plan premium-9; choose premium-9 or above, or 'back' to change the min plan" \
+        in result.stdout
+    assert "Min plan (name from the list) [premium-9]: premium-0" in result.stdout
+    saved = instance(database, "orders")
+    assert (saved["min_plan"], saved["max_plan"]) == ("heroku-redis:premium-0", "heroku-redis:premium-1")
+
+
+@pytest.mark.parametrize("key, message", [
+    ("", "add_redis_mon.py: HEROKU_API_KEY is not set: set it to an API key that can see the app"),
+    ("wrong-key-0123456789", "add_redis_mon.py: Heroku refused the API key (HEROKU_API_KEY): 401 unauthorized: "
+                             "Invalid credentials provided; nothing saved"),
+])
+def test_a_missing_or_refused_api_key_stops_at_once_with_one_line(cli, database, key, message):
+    for args, stdin in ((REQUIRED, ""), ((), lines("orders", "shop"))):
+        result = cli(*args, stdin=stdin, HEROKU_API_KEY=key)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert one_line(result.stderr).startswith(message)
+        assert "wrong-key" not in result.stdout + result.stderr
+    assert instance_count(database) == 0
+
+
+def test_heroku_unavailable_is_not_blamed_on_the_flag(cli, database, fake):
+    fake.fail_next("GET", r"^/apps/shop/addons$", status=503, times=4)
+    result = cli(*REQUIRED)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert one_line(result.stderr).startswith("add_redis_mon.py: cannot list the add-ons of app 'shop': Heroku GET")
+    assert instance_count(database) == 0
+
+
+def test_heroku_unavailable_at_a_prompt_says_to_try_again(cli, database, fake):
+    fake.fail_next("GET", r"^/apps/shop/addons$", status=503, times=4)
+    result = cli(stdin=lines("orders", "shop", "shop", "", *[""] * 12))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "503" in result.stdout and "; Heroku may answer if you try again" in result.stdout
+    assert instance(database, "orders") is not None
 
 
 def test_a_missing_required_flag_with_no_input_names_the_flag(cli, database):

@@ -210,6 +210,9 @@ class AppAddons:
 
 def app_check(app_name, *, client=None):
     """That the app exists and the key sees it; its Redis config vars (1 API call)."""
+    if client is None and not getattr(settings, "HEROKU_API_KEY", ""):
+        raise RegistrationError("HEROKU_API_KEY is not set: set it to an API key that can see the app "
+                                "(heroku authorizations:create)", fatal=True)
     try:
         client = client or heroku_client()
         addons = client.list_app_addons(app_name)
@@ -406,7 +409,9 @@ def instance_register(*, name, app_name, config_var, resolved, metric_rate, memo
             if existing is None:
                 instance = RedisInstance(name=name)
             else:
-                instance = RedisInstance.objects.select_for_update().get(pk=existing.pk)
+                instance = RedisInstance.objects.select_for_update().filter(pk=existing.pk).first()
+                if instance is None:
+                    raise RegistrationError(f"instance {existing.name!r} was removed meanwhile")
             other = addon_registered_elsewhere(resolved=resolved, app_name=app_name, config_var=config_var,
                                                exclude=instance if instance.pk else None)
             if other is not None:

@@ -1,0 +1,247 @@
+"""Admin pages over the record: one instance's chart, and the overview of all instances.
+
+Hooked into the admin by `scaling.admin.RedisInstanceAdmin.get_urls`:
+
+- ``/admin/scaling/redisinstance/overview/`` (name ``admin:scaling_redisinstance_overview``)
+- ``/admin/scaling/redisinstance/<id>/chart/?period=24h`` (``admin:scaling_redisinstance_chart``)
+
+Both need a staff login with the view permission on Redis instances (the admin's own
+check), and run a fixed number of queries whatever the number of instances or samples
+(see `logs.selectors`). The chart is drawn in the browser by the vendored Chart.js
+(`logs/static/logs/vendor/`, no CDN) from data embedded in the page with `json_script`.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import F, Q
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from autoscaler.redaction import redact
+from logs import selectors
+from logs.models import ScalingAction
+from scaling.models import RedisInstance
+
+DEFAULT_PERIOD = "24h"
+OVERVIEW_PAGE_SIZE = 100
+OVERVIEW_ORDERINGS = {
+    # ?o=   label, order_by
+    "name": ("name", ("name",)),
+    "state": ("state", ("state_rank", "name")),
+    "memory": ("memory % (highest first)", (F("latest_memory_pct").desc(nulls_last=True), "name")),
+    "connections": ("connections % (highest first)", (F("latest_connection_pct").desc(nulls_last=True), "name")),
+    "cost": ("monthly cost (highest first)", ("-current_plan__cost", "name")),
+}
+
+
+def _require_view_permission(model_admin, request):
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+
+
+def _rounded(value, digits=2):
+    return None if value is None else round(value, digits)
+
+
+def _ms(moment):
+    return int(moment.timestamp() * 1000)
+
+
+def _fmt_pct(value):
+    return "—" if value is None else f"{value:.1f}%"
+
+
+# ---------------------------------------------------------------------------------------
+# The chart of one instance
+# ---------------------------------------------------------------------------------------
+
+
+def chart_data(*, instance, series, changes):
+    """What the page's script draws: plain lists, safe to embed with `json_script`."""
+    points = series.points
+    return {
+        "start": _ms(series.start),
+        "end": _ms(series.end),
+        "bucketSeconds": series.bucket_seconds,
+        "metricRateSeconds": instance.metric_rate,
+        "thresholds": {"memory": instance.memory_threshold, "connections": instance.connection_threshold},
+        "connectionsUnlimited": instance.current_plan.unlimited_connections,
+        "points": {
+            "t": [_ms(point.at) for point in points],
+            "memoryAvg": [_rounded(point.memory_avg) for point in points],
+            "memoryMax": [_rounded(point.memory_max) for point in points],
+            "connectionsAvg": [_rounded(point.connection_avg) for point in points],
+            "connectionsMax": [_rounded(point.connection_max) for point in points],
+            "samples": [point.samples for point in points],
+            "failures": [point.failures for point in points],
+        },
+        "changes": [
+            {
+                "n": number,
+                "t": _ms(action.created_at),
+                "from": action.from_plan.plan_name,
+                "to": action.to_plan.plan_name,
+                "direction": action.direction,
+                "status": action.status,
+                "reason": action.reason,
+                "error": action.error,
+            }
+            for number, action in enumerate(changes, start=1)
+        ],
+    }
+
+
+def instance_chart_view(request, object_id, *, model_admin):
+    _require_view_permission(model_admin, request)
+    now = timezone.now()
+    try:
+        pk = int(object_id)
+    except (TypeError, ValueError):
+        raise Http404("No such Redis instance") from None
+    instance = selectors.instances_with_state(now=now, queryset=RedisInstance.objects.filter(pk=pk)).first()
+    if instance is None:
+        raise Http404("No such Redis instance")
+
+    periods = selectors.chart_periods()
+    period = next((p for p in periods if p.key == request.GET.get("period")), None)
+    period = period or next((p for p in periods if p.key == DEFAULT_PERIOD), periods[-1])
+    start = now - period.span
+
+    series = selectors.instance_chart_series(instance=instance, start=start, end=now)
+    changes = selectors.instance_plan_changes(instance=instance, start=start, end=now)
+    latest_actions = selectors.instance_latest_actions(instance=instance)
+    for number, action in enumerate(changes, start=1):
+        action.marker = number
+    markers = {action.pk: action.marker for action in changes}
+    for action in latest_actions:
+        action.marker = markers.get(action.pk)
+    for action in (*changes, *latest_actions):
+        # Reasons and errors are written by the app and carry no secret; masked anyway,
+        # as mails and logs are (these objects are only displayed, never saved).
+        action.reason, action.error = redact(action.reason), redact(action.error)
+
+    opts = RedisInstance._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": opts,
+        "app_label": opts.app_label,
+        "title": f"{instance.name}: memory and connections",
+        "subtitle": None,
+        "instance": instance,
+        "periods": periods,
+        "period": period,
+        "series": series,
+        "bucket_label": _duration_label(series.bucket_seconds),
+        "changes": changes,
+        "latest_actions": latest_actions,
+        "latest_memory": _fmt_pct(instance.latest_memory_pct),
+        "latest_connections": _fmt_pct(instance.latest_connection_pct),
+        "chart_data": chart_data(instance=instance, series=series, changes=changes),
+        "actions_url": reverse("admin:logs_scalingaction_changelist") + f"?q={instance.name}",
+        "samples_url": reverse("admin:logs_metriclog_changelist") + f"?q={instance.name}",
+        "overview_url": reverse("admin:scaling_redisinstance_overview"),
+        "change_url": reverse("admin:scaling_redisinstance_change", args=[instance.pk]),
+        "statuses": ScalingAction.Status,
+    }
+    return TemplateResponse(request, "logs/admin/instance_chart.html", context)
+
+
+def _duration_label(seconds):
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+# ---------------------------------------------------------------------------------------
+# The overview of all instances
+# ---------------------------------------------------------------------------------------
+
+
+def overview_view(request, *, model_admin):
+    _require_view_permission(model_admin, request)
+    now = timezone.now()
+    search = request.GET.get("q", "").strip()[:100]
+    state = request.GET.get("state", "")
+    state = state if state in selectors.State.ALL else ""
+    mode = request.GET.get("mode", "")
+    mode = mode if mode in selectors.Mode.ALL else ""
+    ordering_key = request.GET.get("o", "state")
+    ordering_key = ordering_key if ordering_key in OVERVIEW_ORDERINGS else "state"
+
+    base = RedisInstance.objects.all()
+    if search:
+        base = base.filter(Q(name__icontains=search) | Q(app_name__icontains=search))
+    annotated = selectors.instances_with_state(now=now, queryset=base)
+    totals = selectors.overview_totals(annotated)
+
+    shown = annotated
+    shown_count = totals.instances
+    if state:
+        shown = shown.filter(state=state)
+    if mode:
+        shown = shown.filter(mode=mode)
+    if state or mode:
+        shown_count = None  # counted below by the paginator (one query)
+    shown = shown.order_by(*OVERVIEW_ORDERINGS[ordering_key][1])
+
+    paginator = Paginator(shown, OVERVIEW_PAGE_SIZE)
+    if shown_count is not None:
+        paginator.count = shown_count  # already known from the totals: no COUNT(*) query
+    page = paginator.get_page(request.GET.get("page"))
+    instances = list(page.object_list)
+    actions = selectors.actions_by_id(instance.last_action_id for instance in instances)
+    for instance in instances:
+        instance.last_action = actions.get(instance.last_action_id)
+        instance.memory_breaching = (
+            instance.latest_memory_pct is not None and instance.latest_memory_pct > instance.memory_threshold
+        )
+        instance.connections_breaching = (
+            instance.latest_connection_pct is not None and instance.latest_connection_pct > instance.connection_threshold
+        )
+
+    def link(**changes):
+        params = {"q": search, "state": state, "mode": mode, "o": ordering_key}
+        params.update(changes)
+        query = urlencode({key: value for key, value in params.items() if value})
+        return f"?{query}" if query else "?"
+
+    opts = RedisInstance._meta
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": opts,
+        "app_label": opts.app_label,
+        "title": "Overview of all Redis instances",
+        "subtitle": None,
+        "now": now,
+        "instances": instances,
+        "page": page,
+        "paginator": paginator,
+        "totals": totals,
+        "search": search,
+        "state": state,
+        "mode": mode,
+        "state_links": [
+            (name, totals.by_state[name], link(state="" if state == name else name, page=""), name == state)
+            for name in selectors.State.ALL
+        ],
+        "mode_links": [
+            (name, totals.by_mode[name], link(mode="" if mode == name else name, page=""), name == mode)
+            for name in selectors.Mode.ALL
+        ],
+        "orderings": [
+            (label, link(o=key, page=""), key == ordering_key) for key, (label, _) in OVERVIEW_ORDERINGS.items()
+        ],
+        "page_links": {
+            "previous": link(page=page.previous_page_number()) if page.has_previous() else None,
+            "next": link(page=page.next_page_number()) if page.has_next() else None,
+        },
+        "latest_window_minutes": int(selectors.LATEST_SAMPLE_WINDOW.total_seconds() // 60),
+        "unreachable_after": selectors.UNREACHABLE_AFTER,
+        "clear_filters": link(state="", mode="", q="", page=""),
+    }
+    return TemplateResponse(request, "logs/admin/overview.html", context)
