@@ -119,6 +119,10 @@ def _decide_and_act(*, instance, now, dry_run, client, follow_seconds):
         to_plan=target, direction=decision.action, reason=decision.reason,
     )
     if dry_run:
+        last = ScalingAction.objects.filter(instance=instance).order_by("-created_at").first()
+        if last and last.status == Status.DRY_RUN and (last.from_plan_id, last.to_plan_id) == (instance.current_plan_id, target.pk):
+            # The same would-be change, decided again every check: recorded once, not once a minute.
+            return CheckOutcome(instance.name, "dry-run", f"would still scale {decision.action} to {target.plan_name}: {decision.reason}")
         action = ScalingAction.objects.create(status=Status.DRY_RUN, finished_at=now, **fields)
         mail.dry_run_notify(instance=instance, action=action, decision=decision, now=now)
         return CheckOutcome(instance.name, "dry-run", f"would scale {decision.action} to {target.plan_name}: {decision.reason}")

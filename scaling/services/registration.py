@@ -201,11 +201,10 @@ def plans_loaded():
 
 @dataclass(frozen=True)
 class AppAddons:
-    """What an app has: the Redis config vars of known providers, and every config var set by an add-on."""
+    """An app the key can see, and the config vars of its Redis add-ons of known providers."""
 
     app_name: str
     redis_config_vars: tuple
-    addon_config_vars: tuple
 
 
 def app_check(app_name, *, client=None):
@@ -224,8 +223,7 @@ def app_check(app_name, *, client=None):
         raise RegistrationError(f"cannot list the add-ons of app {app_name!r}: {error}", retryable=error.retryable) from None
     services = known_services()
     redis_vars = tuple(sorted(var for addon in addons if addon.service_name in services for var in addon.config_vars))
-    all_vars = tuple(sorted(var for addon in addons for var in addon.config_vars))
-    return AppAddons(app_name=app_name, redis_config_vars=redis_vars, addon_config_vars=all_vars)
+    return AppAddons(app_name=app_name, redis_config_vars=redis_vars)
 
 
 def addon_find(*, app_name, config_var, client=None, exclude=None):

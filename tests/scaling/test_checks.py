@@ -152,7 +152,7 @@ def test_a_dry_run_records_and_mails_would_scale_and_changes_nothing(queue, hero
 
     assert heroku.count("PATCH") == 0
     assert loop.plan == "heroku-redis:premium-0"
-    assert ScalingAction.objects.filter(instance=instance, status="dry-run").exists()
+    assert ScalingAction.objects.filter(instance=instance, status="dry-run").count() == 1  # not one a minute
     would = [m for m in mail.outbox if "would scale up" in m.subject]
     assert len(would) == 1
 
@@ -204,3 +204,26 @@ def test_a_pending_change_that_never_reached_heroku_is_failed_and_decided_again(
     assert heroku.count("PATCH") == 0
     action.refresh_from_db()
     assert "did not reach Heroku" in action.error
+
+
+def test_check_scaling_dry_run_command_decides_records_and_changes_nothing(queue, heroku, reader, capsys):
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    instance, server, addon = queue
+    _fill(server, 45)
+    now = timezone.now()
+    for step in range(6):
+        samples_collect(due=[(instance.pk, now - timedelta(seconds=30 * step))], reader=reader,
+                        now_fn=lambda step=step: now - timedelta(seconds=30 * step))
+    call_command("check_scaling", "queue", "--dry-run")
+    assert "queue: dry-run: would scale up to heroku-redis:premium-1" in capsys.readouterr().out
+    assert heroku.count("PATCH") == 0
+    assert ScalingAction.objects.get(instance=instance).status == "dry-run"
+
+
+def test_check_scaling_names_an_unknown_instance_in_one_line(plans):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="no registered instance named nope"):
+        call_command("check_scaling", "nope")
