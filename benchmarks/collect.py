@@ -303,13 +303,18 @@ def report(results, args, total_wall):
               f"{worst['read_p95'] * 1000:>6.1f} | {worst['stored']:>6} {worst['stored'] - worst['failed']:>6}")
     print()
     if verdicts:
-        n, on_time, rate = verdicts[-1]
-        late = [str(v[0]) for v in verdicts if not v[1]]
-        print(f"summary: at N={n} one worker sustains {rate:.0f} samples/s against {n / args.rate:.0f}/s needed for a "
-              f"{args.rate} s metric rate: {'on time' if on_time else 'behind'}"
-              f"{'; behind at N=' + ', '.join(late) if late else ''}; about {int(rate * args.rate):,} instances "
-              f"fit one worker at this rate; wall time {total_wall:.0f} s")
+        from scaling.services.collection import READ_THREADS
 
+        n, on_time, rate = verdicts[-1]
+        worst = max(results[-1]["rounds"], key=lambda r: r["seconds"])
+        ceiling = READ_THREADS / worst["read_median"] if worst["read_median"] > 0 else float("nan")
+        late = [str(v[0]) for v in verdicts if not v[1]]
+        print(f"summary: at N={n} one worker sustains {rate:.0f} samples/s where a {args.rate} s metric rate needs "
+              f"{n / args.rate:.0f}/s: {'on time' if on_time else 'behind'}"
+              f"{' (behind at N=' + ', '.join(late) + ')' if late else ''}; the shared read pool "
+              f"({READ_THREADS} threads / {worst['read_median'] * 1000:.0f} ms per read) caps it near {ceiling:.0f}/s, "
+              f"i.e. about {int(ceiling * args.rate):,} instances per worker at {args.rate} s (extrapolated); "
+              f"wall time {total_wall:.0f} s")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,6 +34,8 @@ def _header(instance):
         f"Instance:  {instance.name}",
         f"Heroku app: {instance.app_name} (config var {instance.config_var})",
         f"Plan:      {instance.current_plan.describe()}",
+        f"Thresholds: memory {instance.memory_threshold}%, connections {instance.connection_threshold}%"
+        f" (plans {instance.min_plan.short_name} to {instance.max_plan.short_name})",
     ]
 
 
