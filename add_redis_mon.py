@@ -493,7 +493,8 @@ def list_instances(console):
     widths = [max(len(str(row[i])) for row in [TABLE_COLUMNS, *rows]) for i in range(len(TABLE_COLUMNS))]
     for row in [TABLE_COLUMNS, *rows]:
         console.say("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-    console.say(f"{len(rows)} instance{'s' if len(rows) != 1 else ''}")
+    console.say(f"{len(rows)} instance{'s' if len(rows) != 1 else ''} "
+                "(MAIL: b on threshold breach, s on scaling success, f on scaling failure; times in UTC)")
     return 0
 
 

@@ -287,7 +287,7 @@ def report(results, args, total_wall):
           f"{args.servers} real redis-servers behind a {args.delay * 2000:.0f} ms round-trip delay; "
           f"worst of {args.rounds} round(s) after a warm-up round")
     head = (f"{'N':>6} | {'warm-up s':>9} {'round s':>8} {'samples/s':>9} | {'needed/s':>8} {'headroom':>8} "
-            f"{'verdict':>7} | {'read ms p50':>11} {'p95':>6} | {'stored':>6} {'ok':>6}")
+            f"{'verdict':>7} | {'read ms p50':>11} {'p95':>6} | {'stored':>6} {'ok':>6} {'conns':>6}")
     print(head)
     print("-" * len(head))
     verdicts = []
@@ -300,7 +300,8 @@ def report(results, args, total_wall):
         verdicts.append((n, on_time, rate))
         print(f"{n:>6} | {result['warmup']:>9.2f} {worst['seconds']:>8.2f} {rate:>9.1f} | {needed:>8.1f} "
               f"{rate / needed:>7.1f}x {'on time' if on_time else 'behind':>7} | {worst['read_median'] * 1000:>11.1f} "
-              f"{worst['read_p95'] * 1000:>6.1f} | {worst['stored']:>6} {worst['stored'] - worst['failed']:>6}")
+              f"{worst['read_p95'] * 1000:>6.1f} | {worst['stored']:>6} {worst['stored'] - worst['failed']:>6} "
+              f"{result['connections']:>6}")
     print()
     if verdicts:
         from scaling.services.collection import READ_THREADS

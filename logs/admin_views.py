@@ -50,6 +50,20 @@ def _ms(moment):
     return int(moment.timestamp() * 1000)
 
 
+def age(moment, now):
+    """'40 s ago', '12 min ago', '3 h ago', '5 d ago': short enough for a table cell."""
+    if moment is None:
+        return ""
+    seconds = max(0, (now - moment).total_seconds())
+    if seconds < 90:
+        return f"{int(seconds)} s ago"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{round(seconds / 3600)} h ago"
+    return f"{round(seconds / 86400)} d ago"
+
+
 def _fmt_pct(value):
     return "—" if value is None else f"{value:.1f}%"
 
@@ -138,6 +152,7 @@ def instance_chart_view(request, object_id, *, model_admin):
         "changes": changes,
         "latest_actions": latest_actions,
         "latest_memory": _fmt_pct(instance.latest_memory_pct),
+        "latest_age": age(instance.latest_at, now),
         "latest_connections": _fmt_pct(instance.latest_connection_pct),
         "chart_data": chart_data(instance=instance, series=series, changes=changes),
         "actions_url": reverse("admin:logs_scalingaction_changelist") + f"?q={instance.name}",
@@ -197,6 +212,8 @@ def overview_view(request, *, model_admin):
     actions = selectors.actions_by_id(instance.last_action_id for instance in instances)
     for instance in instances:
         instance.last_action = actions.get(instance.last_action_id)
+        instance.latest_age = age(instance.latest_at, now)
+        instance.last_action_age = age(instance.last_action.created_at, now) if instance.last_action else ""
         instance.memory_breaching = (
             instance.latest_memory_pct is not None and instance.latest_memory_pct > instance.memory_threshold
         )

@@ -477,7 +477,7 @@ def test_list_prints_the_registered_instances_as_a_table(cli, fake, redis_server
                                      "mini..premium-14", "1m", "80", "80", "off", "-sf"]
     assert table[2].split()[:11] == ["orders", "shop", "REDIS_URL", "heroku-redis:premium-0", "premium-0..premium-3",
                                      "1m", "80", "80", "every", "1m", "bsf"]
-    assert table[3] == "2 instances"
+    assert table[3].startswith("2 instances (MAIL: b on threshold breach, s on scaling success, f on scaling failure")
     assert one_line(cli("--list", "--name", "x").stderr) == "add_redis_mon.py: --list: cannot be combined with --name"
 
 

@@ -135,10 +135,13 @@
         parsing: false,
         normalized: true,
         maintainAspectRatio: false,
-        interaction: { mode: "nearest", axis: "x", intersect: false },
+        // The nearest point in both directions: a marker at the top when the pointer is near it,
+        // else the nearest series point (whose tooltip gives all four figures at that time).
+        interaction: { mode: "nearest", axis: "xy", intersect: false },
         scales: {
           x: {
-            type: "time", min: data.start, max: data.end,
+            // the first bucket may start a little before the period: show it whole
+            type: "time", min: p.t.length ? Math.min(data.start, p.t[0]) : data.start, max: data.end,
             title: { display: true, text: "time (" + utcOffsetLabel() + ")" },
             time: { tooltipFormat: "yyyy-MM-dd HH:mm", displayFormats: { minute: "HH:mm", hour: "HH:mm", day: "MMM d" } },
             ticks: { maxRotation: 0, autoSkipPadding: 16 },
@@ -148,6 +151,11 @@
         plugins: {
           legend: { position: "bottom", labels: { usePointStyle: true, boxHeight: 8 } },
           tooltip: {
+            filter: function (item, index, items) {
+              if (item.raw.change || item.raw.count !== undefined) return true;
+              var first = items.findIndex(function (other) { return !other.raw.change && other.raw.count === undefined; });
+              return first === index;  // one series item is enough: its label lists them all
+            },
             callbacks: {
               label: function (item) {
                 var raw = item.raw;
