@@ -276,7 +276,8 @@ def register(args, console):
     exclude = existing
     if given["config_var"] is not None:
         try:
-            resolved = reg.addon_find(app_name=app, config_var=given["config_var"], exclude=exclude)
+            resolved = reg.addon_find(app_name=app, config_var=given["config_var"], exclude=exclude,
+                                      addons=app_info.addons)
         except reg.RegistrationError as error:
             raise heroku_failure(error, "--config-var") from None
         config_var = given["config_var"]
@@ -292,7 +293,7 @@ def register(args, console):
 
         def clean_var(raw):
             var = reg.clean_config_var(raw)
-            return var, reg.addon_find(app_name=app, config_var=var, exclude=exclude)
+            return var, reg.addon_find(app_name=app, config_var=var, exclude=exclude, addons=app_info.addons)
 
         config_var, resolved = console.ask("Redis config var", hint=hint, default=default, clean=clean_var,
                                            required_flag="--config-var")

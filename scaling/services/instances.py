@@ -45,11 +45,12 @@ def known_services():
     return set(RedisPlan.objects.values_list("service_name", flat=True).distinct())
 
 
-def addon_resolve(*, app_name, config_var, client=None):
-    """From app name and config var to the add-on, its plan and the Redis URL (2 API calls)."""
+def addon_resolve(*, app_name, config_var, client=None, addons=None):
+    """From app name and config var to the add-on, its plan and the Redis URL (2 API calls;
+    1 when the app's add-ons were just listed and are passed in)."""
     client = client or heroku_client()
     try:
-        addons = client.list_app_addons(app_name)
+        addons = client.list_app_addons(app_name) if addons is None else addons
     except HerokuNotFound:
         raise ResolutionError(f"app {app_name!r} does not exist or the API key cannot see it") from None
     except HerokuError as error:

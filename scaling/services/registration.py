@@ -205,6 +205,7 @@ class AppAddons:
 
     app_name: str
     redis_config_vars: tuple
+    addons: tuple = ()  # what Heroku listed, reused to resolve the config var without asking again
 
 
 def app_check(app_name, *, client=None):
@@ -223,14 +224,14 @@ def app_check(app_name, *, client=None):
         raise RegistrationError(f"cannot list the add-ons of app {app_name!r}: {error}", retryable=error.retryable) from None
     services = known_services()
     redis_vars = tuple(sorted(var for addon in addons if addon.service_name in services for var in addon.config_vars))
-    return AppAddons(app_name=app_name, redis_config_vars=redis_vars)
+    return AppAddons(app_name=app_name, redis_config_vars=redis_vars, addons=tuple(addons))
 
 
-def addon_find(*, app_name, config_var, client=None, exclude=None):
+def addon_find(*, app_name, config_var, client=None, exclude=None, addons=None):
     """The add-on behind `config_var` (ResolvedAddon), checked to be a Redis add-on of a
     known provider that no other registered instance watches."""
     try:
-        resolved = addon_resolve(app_name=app_name, config_var=config_var, client=client)
+        resolved = addon_resolve(app_name=app_name, config_var=config_var, client=client, addons=addons)
     except HerokuAuthError as error:
         raise RegistrationError(f"Heroku refused the API key (HEROKU_API_KEY): {_heroku_detail(error)}", fatal=True) from None
     except ResolutionError as error:
