@@ -384,7 +384,7 @@ def report(results, args, total_wall):
         print(f"Password rotation: {args.rotate_pct:g} % of the instances get a new password at random moments of a "
               f"{args.rotation_minutes:g}-minute window (reads with the old URL fail with 'auth')")
         head = (f"{'N':>6} | {'rotated':>7} {'auth errors':>11} {'refresh calls':>13} {'per rotation':>12} {'failed samples':>14} "
-                f"{'still stale':>11} | {'calls/h if 1 %/h rotate':>23} {'per 100 inst-h':>14} | {'wall s':>7}")
+                f"{'still stale':>11} | {f'calls/h if {args.rotate_pct:g} %/h rotate':>23} {'per 100 inst-h':>14} | {'wall s':>7}")
         print(head)
         print("-" * len(head))
         for row in rotation:

@@ -24,7 +24,7 @@ from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
 from scaling.services.heroku_access import heroku_client
 from scaling.services.instances import ResolutionError, instance_refresh
-from scaling.services.plans import plan_ladder, plan_to_engine
+from scaling.services.plans import engine_ladder, plan_to_engine
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def instance_decide(*, instance, now):
     ]
     return engine.decide(
         current=plan_to_engine(instance.current_plan),
-        ladder=[plan_to_engine(plan) for plan in plan_ladder(plan=instance.current_plan)],
+        ladder=engine_ladder(plan=instance.current_plan),
         min_plan=plan_to_engine(instance.min_plan),
         max_plan=plan_to_engine(instance.max_plan),
         samples=samples, policy=policy, last_change_at=instance.plan_changed_at, now=now,

@@ -1,24 +1,28 @@
 """The dispatcher: which instances are due for a sample or a scaling check, claimed once.
 
 Every instance has its own grid of slots (its rate, shifted by a phase taken from its id so
-that thousands of instances do not all fall on the same second). A due slot is claimed with
-a compare-and-set update of `next_sample_at` / `next_check_at`: a dispatcher run twice, or
-two beats by mistake, enqueue each slot once.
+that thousands of instances do not all fall on the same second). A due slot is claimed by
+moving `next_sample_at` / `next_check_at` on to the next slot of the grid, in one
+compare-and-set statement: only rows still holding the old value (and not locked by a
+concurrent claimer) move, so a dispatcher run twice, or two beats started by mistake,
+enqueue each slot once.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+from django.db import connection, transaction
 from django.db.models import Q
 
 from scaling.models import RedisInstance
 
 COLLECT_BATCH = 25  # instances per collection task: their reads run concurrently
 EPOCH = datetime(2020, 1, 1, tzinfo=dt_timezone.utc)
+PHASE_PRIME = 7919
 
 
 def slot_phase(*, instance_id, rate_seconds):
-    return timedelta(seconds=(instance_id * 7919) % rate_seconds)
+    return timedelta(seconds=(instance_id * PHASE_PRIME) % rate_seconds)
 
 
 def next_slot(*, instance_id, rate_seconds, after):
@@ -34,11 +38,37 @@ class DispatchResult:
     checks: int
 
 
-def _claim(*, field, rate_field, now, extra=Q()):
-    """Claim every due slot of `field`; returns [(instance id, slot)]."""
+# PostgreSQL: claim every due slot in one statement (the same grid as next_slot()).
+_CLAIM_SQL = """
+WITH due AS (
+    SELECT id, {field} AS slot, {rate} AS rate,
+           EXTRACT(EPOCH FROM %(epoch)s::timestamptz) + (id * {prime}) %% {rate} AS base
+    FROM scaling_redisinstance
+    WHERE ({field} <= %(now)s OR {field} IS NULL) {extra}
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE scaling_redisinstance AS i
+SET {field} = to_timestamp(due.base + (floor((EXTRACT(EPOCH FROM %(now)s::timestamptz) - due.base) / due.rate) + 1) * due.rate)
+FROM due
+WHERE i.id = due.id AND i.{field} IS NOT DISTINCT FROM due.slot
+RETURNING i.id, due.slot
+"""
+
+
+def _claim(*, field, rate_field, now, scaling_only=False):
+    """Claim every due slot of `field`; returns [(instance id, slot)] sorted by slot."""
+    if connection.vendor == "postgresql":
+        sql = _CLAIM_SQL.format(field=field, rate=rate_field, prime=PHASE_PRIME,
+                                extra="AND scaling_enabled" if scaling_only else "")
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, {"now": now, "epoch": EPOCH})
+            rows = cursor.fetchall()
+        return sorted(((pk, slot or now) for pk, slot in rows), key=lambda row: (row[1], row[0]))
+    # Other databases: a compare-and-set update per due row.
+    extra = Q(scaling_enabled=True) if scaling_only else Q()
     due = RedisInstance.objects.filter(extra & (Q(**{f"{field}__lte": now}) | Q(**{f"{field}__isnull": True})))
     claimed = []
-    for pk, slot, rate in due.values_list("pk", field, rate_field).order_by(field).iterator(chunk_size=2000):
+    for pk, slot, rate in due.values_list("pk", field, rate_field).order_by(field):
         following = next_slot(instance_id=pk, rate_seconds=rate, after=now)
         if RedisInstance.objects.filter(pk=pk, **{field: slot}).update(**{field: following}):
             claimed.append((pk, slot or now))
@@ -50,7 +80,7 @@ def due_work_dispatch(*, now, enqueue_samples, enqueue_check):
     samples = _claim(field="next_sample_at", rate_field="metric_rate", now=now)
     for start in range(0, len(samples), COLLECT_BATCH):
         enqueue_samples(samples[start : start + COLLECT_BATCH])
-    checks = _claim(field="next_check_at", rate_field="scaling_rate", now=now, extra=Q(scaling_enabled=True))
+    checks = _claim(field="next_check_at", rate_field="scaling_rate", now=now, scaling_only=True)
     for pk, slot in checks:
         enqueue_check(pk, slot)
     return DispatchResult(samples=len(samples), checks=len(checks))

@@ -78,3 +78,13 @@ def test_a_large_due_set_is_enqueued_in_batches(plans):
     assert sum(len(batch) for batch in batches) == 60
     assert max(len(batch) for batch in batches) <= 25
     assert RedisInstance.objects.filter(next_sample_at__lte=T0).count() == 0
+
+
+def test_the_database_claim_moves_each_instance_to_the_same_next_slot_as_the_python_grid(plans):
+    instances = [make_instance(name=f"g{n}", metric_rate=rate, next_sample_at=T0 - timedelta(seconds=n))
+                 for n, rate in enumerate([30, 60, 300, 30, 60, 300, 30])]
+    now = T0 + timedelta(seconds=17.5)
+    _dispatch(now)
+    for instance in instances:
+        instance.refresh_from_db()
+        assert instance.next_sample_at == next_slot(instance_id=instance.pk, rate_seconds=instance.metric_rate, after=now)
