@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import threading
 import time
 from urllib.parse import quote
 
@@ -158,8 +159,9 @@ _BY_STATUS = {401: HerokuAuthError, 403: HerokuForbidden, 404: HerokuNotFound}
 
 
 class HerokuClient:
-    """Heroku Platform API v3 client. Not thread-safe (one per worker process/thread):
-    `rate_limit_remaining`, the back-off window and `calls` are per instance."""
+    """Heroku Platform API v3 client, shared by the threads of a worker process so that they
+    share one view of the rate limit: `calls`, `rate_limit_remaining` and the back-off
+    window are updated under a lock; the `requests.Session` (urllib3's pool) is thread-safe."""
 
     def __init__(
         self,
@@ -189,6 +191,7 @@ class HerokuClient:
         self._session.headers.update(
             {"Accept": ACCEPT, "Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
         )
+        self._lock = threading.Lock()
         self.calls = 0  # HTTP requests sent (benchmarks count Heroku calls with it)
         self.rate_limit_remaining = None  # last RateLimit-Remaining seen
         self._remaining_seen_at = None
@@ -277,7 +280,8 @@ class HerokuClient:
                 self.sleep(self.backoff * 2 ** (attempt - 1))
             error = None
             started = time.monotonic()
-            self.calls += 1
+            with self._lock:
+                self.calls += 1
             try:
                 response = self._session.request(
                     method, self.base_url + path, json=body, headers=headers,
@@ -321,17 +325,19 @@ class HerokuClient:
             )
 
     def _estimated_remaining(self, now):
-        if self.rate_limit_remaining is None:
+        with self._lock:
+            remaining, seen_at = self.rate_limit_remaining, self._remaining_seen_at
+        if remaining is None:
             return None
-        refilled = (now - self._remaining_seen_at) * REFILL_PER_SECOND
-        return min(POOL_SIZE, self.rate_limit_remaining + refilled)
+        return min(POOL_SIZE, remaining + (now - seen_at) * REFILL_PER_SECOND)
 
     def _note_remaining(self, value):
         try:
             remaining = int(value)
         except (TypeError, ValueError):
             return
-        self.rate_limit_remaining, self._remaining_seen_at = remaining, self.clock()
+        with self._lock:
+            self.rate_limit_remaining, self._remaining_seen_at = remaining, self.clock()
 
     def _error(self, method, path, response):
         status = response.status_code
