@@ -1,0 +1,78 @@
+"""The simulator on the example traces, next to the original product's rule, the plan fixed
+at the max, the plan fixed at the start, and the cheapest timeline possible in hindsight.
+
+    DEBUG=true .venv/bin/python benchmarks/simulate_traces.py [--max-plan heroku-redis:premium-5]
+
+Prints a markdown table (the one in the README). No database, no network.
+"""
+
+import argparse
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoscaler.settings")
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("DATABASE_URL", "sqlite:////nonexistent/none.sqlite3")  # plans come from the bundled CSV
+
+import django  # noqa: E402
+
+django.setup()
+
+from scaling import engine, simulation  # noqa: E402
+from scaling.services.simulate import trace_simulate  # noqa: E402
+
+TRACES = ["daily_queue_cycle", "sudden_spike", "slow_leak", "connection_storm"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", default="heroku-redis:premium-0")
+    parser.add_argument("--max-plan", default="heroku-redis:premium-5")
+    args = parser.parse_args()
+    print(f"Start plan {args.plan}, max plan {args.max_plan}, thresholds 80/80, samples every 30 s, "
+          "checks every 1 min, plan changes land 60 s after the decision.\n")
+    print("| trace | run | cost | plan changes | time over threshold | time over capacity (data dropped) | final plan |")
+    print("|---|---|---|---|---|---|---|")
+    for name in TRACES:
+        path = ROOT / "examples" / "traces" / f"{name}.csv"
+        report = trace_simulate(trace_path=path, plan=args.plan, max_plan=args.max_plan)
+        trace = simulation.parse_trace(str(path))
+        common = dict(trace=trace, metric_rate=timedelta(seconds=30), scaling_interval=timedelta(minutes=1),
+                      change_delay=timedelta(seconds=60))
+        ladder = _ladder(report)
+        low = engine.sort_ladder(ladder)[0]
+        original = simulation.baseline_original_rule(
+            ladder=ladder, start_plan=report.start_plan, min_plan=low, max_plan=report.fixed_max.final_plan,
+            policy=engine.Policy(memory_threshold=80, connection_threshold=80, scaling_interval=timedelta(minutes=1)), **common)
+        floor = simulation.hindsight_floor_cost(trace=trace, ladder=ladder, min_plan=low, max_plan=report.fixed_max.final_plan)
+        rows = [("autoscaler", report.result), ("original rule", original),
+                (f"fixed at max ({_short(report.fixed_max.final_plan.name)})", report.fixed_max),
+                (f"fixed at start ({_short(args.plan)})", report.fixed_start)]
+        for label, run in rows:
+            print(f"| {name} | {label} | ${run.cost:.2f} | {len(run.plan_changes)} | {_minutes(run.seconds_over_threshold)} "
+                  f"| {_minutes(run.seconds_over_capacity)} | {_short(run.final_plan.name)} |")
+        print(f"| {name} | hindsight floor | ${floor:.2f} | – | – | 0 | – |")
+
+
+def _ladder(report):
+    from scaling.services.simulate import _plans_by_name
+
+    by_name = _plans_by_name()
+    service, family, _ = by_name[report.start_plan.name]
+    return [plan for s, f, plan in by_name.values() if s == service and f == family]
+
+
+def _short(name):
+    return name.split(":", 1)[1]
+
+
+def _minutes(seconds):
+    return f"{seconds / 60:.1f} min"
+
+
+if __name__ == "__main__":
+    main()
