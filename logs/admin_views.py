@@ -22,7 +22,6 @@ from django.utils.http import urlencode
 
 from autoscaler.redaction import redact
 from logs import selectors
-from logs.models import ScalingAction
 from scaling.models import RedisInstance
 
 DEFAULT_PERIOD = "24h"
@@ -159,7 +158,6 @@ def instance_chart_view(request, object_id, *, model_admin):
         "samples_url": reverse("admin:logs_metriclog_changelist") + f"?q={instance.name}",
         "overview_url": reverse("admin:scaling_redisinstance_overview"),
         "change_url": reverse("admin:scaling_redisinstance_change", args=[instance.pk]),
-        "statuses": ScalingAction.Status,
     }
     return TemplateResponse(request, "logs/admin/instance_chart.html", context)
 
@@ -191,24 +189,29 @@ def overview_view(request, *, model_admin):
     base = RedisInstance.objects.all()
     if search:
         base = base.filter(Q(name__icontains=search) | Q(app_name__icontains=search))
-    annotated = selectors.instances_with_state(now=now, queryset=base)
-    totals = selectors.overview_totals(annotated)
+    ranked = selectors.instances_ranked(now=now, queryset=base)
+    totals = selectors.overview_totals(ranked)
 
-    shown = annotated
-    shown_count = totals.instances
+    # The page's ids are filtered, sorted and sliced in the database on the state alone;
+    # only the page's rows then get their latest figures and last action.
+    shown = ranked
     if state:
         shown = shown.filter(state=state)
     if mode:
         shown = shown.filter(mode=mode)
-    if state or mode:
-        shown_count = None  # counted below by the paginator (one query)
-    shown = shown.order_by(*OVERVIEW_ORDERINGS[ordering_key][1])
+    if ordering_key == "memory":
+        shown = selectors.with_latest_memory(shown, now=now)
+    elif ordering_key == "connections":
+        shown = selectors.with_latest_connections(shown, now=now)
+    shown = shown.order_by(*OVERVIEW_ORDERINGS[ordering_key][1]).values_list("pk", flat=True)
 
     paginator = Paginator(shown, OVERVIEW_PAGE_SIZE)
-    if shown_count is not None:
-        paginator.count = shown_count  # already known from the totals: no COUNT(*) query
+    if not (state or mode):
+        paginator.count = totals.instances  # known from the totals: no COUNT(*) query
     page = paginator.get_page(request.GET.get("page"))
-    instances = list(page.object_list)
+    ids = list(page.object_list)
+    rows = {row.pk: row for row in selectors.instances_with_state(now=now, queryset=RedisInstance.objects.filter(pk__in=ids))}
+    instances = [rows[pk] for pk in ids if pk in rows]
     actions = selectors.actions_by_id(instance.last_action_id for instance in instances)
     for instance in instances:
         instance.last_action = actions.get(instance.last_action_id)

@@ -9,11 +9,11 @@ figure comes from a fixed number of queries whatever the data size:
   points; each bucket carries the average and the peak of memory % and connections %, the
   number of samples and of failed reads. A month of 30 s samples (86,400 rows) is one
   GROUP BY on the (instance, collected_at) index, returning at most 500 rows.
-- The overview annotates each instance with its latest good sample (a correlated subquery
-  on the same index, `LIMIT 1`, restricted to `LATEST_SAMPLE_WINDOW`) and computes its state
-  in SQL, so the state can be filtered, sorted and counted by the database; a page of
-  instances is one query, the totals by state one GROUP BY, the last actions of the page
-  one query.
+- The overview judges each instance on its latest good sample in SQL (a correlated
+  subquery on the same index, `LIMIT 1`, restricted to `LATEST_SAMPLE_WINDOW`), so that the
+  state can be filtered, sorted and counted by the database: the totals by state are one
+  GROUP BY, the page's instance ids one query (sorted and sliced in the database), the
+  page's rows with their latest figures one query, and their last actions one more.
 
 State of an instance (the overview, in this order; the first that applies wins):
 
@@ -38,11 +38,13 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.db.models import (
-    Avg, BigIntegerField, Case, Count, F, FloatField, Func, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value,
+    Avg, BigIntegerField, Case, Count, FloatField, Func, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value,
     When,
 )
 from django.db.models import CharField as CharFieldType
 from django.db.models import DateTimeField as DateTimeFieldType
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 
 from logs.models import MetricLog, ScalingAction
 from scaling.models import RedisInstance
@@ -136,7 +138,8 @@ class EpochBucket(Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         # Local development runs on SQLite: whole seconds since the epoch, integer division.
-        template = f"(CAST(strftime('%%s', %(expressions)s) AS INTEGER) / {self.size})"
+        # '%%%%s' is '%%s' after this template's own formatting, '%s' after the backend's.
+        template = f"(CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) / {self.size})"
         return super().as_sql(compiler, connection, template=template, **extra)
 
 
@@ -216,53 +219,79 @@ def instance_latest_actions(*, instance, limit=20):
 # ---------------------------------------------------------------------------------------
 
 
-def _latest_sample(now):
+def _latest_good_sample(now):
+    """The instance's (OuterRef "pk") successful samples in the recent window, newest first."""
     return MetricLog.objects.filter(
         instance=OuterRef("pk"), error="", collected_at__gte=now - LATEST_SAMPLE_WINDOW, collected_at__lte=now,
     ).order_by("-collected_at")
 
 
-def instances_with_state(*, now, queryset=None):
-    """Instances annotated with their latest good sample, state, mode and last action id.
+def _state_expressions(now):
+    """(state, state_rank) of an instance, each with ONE correlated subquery.
 
-    Annotations: latest_at, latest_memory_pct, latest_connection_pct, state, state_rank
-    (0 = most urgent), mode, last_action_id. One query for any slice of it.
+    The subquery reads the latest good sample and judges it against the outer instance's
+    thresholds and plans, so the database probes the (instance, collected_at) index once
+    per instance and expression, however the state is then filtered, sorted or counted.
     """
+    latest = _latest_good_sample(now)
+    breaching = Q(memory_pct__gt=OuterRef("memory_threshold")) | Q(connection_pct__gt=OuterRef("connection_threshold"))
+    at_max = Exact(OuterRef("current_plan_id"), OuterRef("max_plan_id"))
+    unreachable = Q(consecutive_failures__gte=UNREACHABLE_AFTER)
+
+    def judged(value_of, output_field):
+        verdict = Case(
+            When(breaching & at_max, then=Value(value_of(State.AT_MAX_PLAN))),
+            When(breaching, then=Value(value_of(State.BREACHING))),
+            default=Value(value_of(State.OK)), output_field=output_field,
+        )
+        sample = Subquery(latest.annotate(verdict=verdict).values("verdict")[:1], output_field=output_field)
+        return Case(
+            When(unreachable, then=Value(value_of(State.UNREACHABLE))),
+            default=Coalesce(sample, Value(value_of(State.NO_DATA))), output_field=output_field,
+        )
+
+    return judged(lambda state: state, CharFieldType()), judged(State.ALL.index, IntegerField())
+
+
+MODE = Case(
+    When(scaling_enabled=False, then=Value(Mode.SCALING_OFF)),
+    When(dry_run=True, then=Value(Mode.DRY_RUN)),
+    default=Value(Mode.AUTO), output_field=CharFieldType(),
+)
+
+
+def instances_ranked(*, now, queryset=None):
+    """Instances annotated with state, state_rank (0 = most urgent) and mode only: what the
+    overview filters, sorts and counts over every instance (one index probe per instance)."""
     queryset = queryset if queryset is not None else RedisInstance.objects.all()
-    latest = _latest_sample(now)
-    breaching = Q(latest_memory_pct__gt=F("memory_threshold")) | Q(latest_connection_pct__gt=F("connection_threshold"))
-    conditions = [
-        (State.UNREACHABLE, Q(consecutive_failures__gte=UNREACHABLE_AFTER)),
-        (State.NO_DATA, Q(latest_at__isnull=True)),
-        (State.AT_MAX_PLAN, breaching & Q(current_plan_id=F("max_plan_id"))),
-        (State.BREACHING, breaching),
-    ]
-    return (
-        queryset.select_related("current_plan", "min_plan", "max_plan")
-        .annotate(
-            latest_at=Subquery(latest.values("collected_at")[:1], output_field=DateTimeFieldType()),
-            latest_memory_pct=Subquery(latest.values("memory_pct")[:1], output_field=FloatField()),
-            latest_connection_pct=Subquery(latest.values("connection_pct")[:1], output_field=FloatField()),
-            last_action_id=Subquery(
-                ScalingAction.objects.filter(instance=OuterRef("pk")).order_by("-created_at").values("pk")[:1],
-                output_field=BigIntegerField(),
-            ),
-        )
-        .annotate(
-            state=Case(
-                *[When(condition, then=Value(state)) for state, condition in conditions],
-                default=Value(State.OK), output_field=CharFieldType(),
-            ),
-            state_rank=Case(
-                *[When(condition, then=Value(State.ALL.index(state))) for state, condition in conditions],
-                default=Value(State.ALL.index(State.OK)), output_field=IntegerField(),
-            ),
-            mode=Case(
-                When(scaling_enabled=False, then=Value(Mode.SCALING_OFF)),
-                When(dry_run=True, then=Value(Mode.DRY_RUN)),
-                default=Value(Mode.AUTO), output_field=CharFieldType(),
-            ),
-        )
+    state, rank = _state_expressions(now)
+    return queryset.annotate(state=state, state_rank=rank, mode=MODE)
+
+
+def with_latest_memory(queryset, *, now):
+    return queryset.annotate(
+        latest_memory_pct=Subquery(_latest_good_sample(now).values("memory_pct")[:1], output_field=FloatField())
+    )
+
+
+def with_latest_connections(queryset, *, now):
+    return queryset.annotate(
+        latest_connection_pct=Subquery(_latest_good_sample(now).values("connection_pct")[:1], output_field=FloatField())
+    )
+
+
+def instances_with_state(*, now, queryset=None):
+    """Instances with their plans, state, mode, latest good sample (latest_at,
+    latest_memory_pct, latest_connection_pct) and last_action_id: what a page shows for
+    each of a few (up to a page of) instances. One query."""
+    ranked = instances_ranked(now=now, queryset=queryset).select_related("current_plan", "min_plan", "max_plan")
+    ranked = with_latest_connections(with_latest_memory(ranked, now=now), now=now)
+    return ranked.annotate(
+        latest_at=Subquery(_latest_good_sample(now).values("collected_at")[:1], output_field=DateTimeFieldType()),
+        last_action_id=Subquery(
+            ScalingAction.objects.filter(instance=OuterRef("pk")).order_by("-created_at").values("pk")[:1],
+            output_field=BigIntegerField(),
+        ),
     )
 
 
@@ -275,12 +304,12 @@ class OverviewTotals:
     by_mode: dict = field(default_factory=dict)  # mode -> count, every mode present
 
 
-def overview_totals(annotated):
-    """Counts by state and mode and the monthly costs, over an `instances_with_state`
+def overview_totals(ranked):
+    """Counts by state and mode and the monthly costs, over an `instances_ranked`
     queryset. One GROUP BY query (a few dozen rows at most)."""
     totals = OverviewTotals(by_state=dict.fromkeys(State.ALL, 0), by_mode=dict.fromkeys(Mode.ALL, 0))
     rows = (
-        annotated.order_by().values("state", "mode")
+        ranked.order_by().values("state", "mode")
         .annotate(n=Count("pk"), cost=Sum("current_plan__cost"), cost_at_max=Sum("max_plan__cost"))
     )
     for row in rows:

@@ -6,8 +6,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -290,7 +290,7 @@ def test_chart_period_selector_limits_the_samples_and_follows_the_retention(admi
     add_samples(instance, now=now, count=48, every=timedelta(hours=1), memory=lambda i: float(i))
     url = reverse(CHART, args=[instance.pk])
     six = _chart_data(admin_client.get(url, {"period": "6h"}))
-    assert sum(six["points"]["samples"]) == 6  # hours 0..5 back (the one 6 h back is at the edge)  noqa
+    assert sum(six["points"]["samples"]) == 6  # 0..5 hours back; the one 6 h back is a moment older than the period's start
     assert six["bucketSeconds"] == 60
     week = _chart_data(admin_client.get(url, {"period": "7d"}))
     assert sum(week["points"]["samples"]) == 48
