@@ -23,7 +23,7 @@ from scaling.heroku import HerokuError, HerokuRateLimited
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
 from scaling.services.heroku_access import heroku_client
-from scaling.services.instances import ResolutionError, instance_refresh
+from scaling.services.instances import ResolutionError, instance_refresh, instances_named
 from scaling.services.plans import engine_ladder, plan_to_engine
 
 logger = logging.getLogger(__name__)
@@ -229,14 +229,7 @@ def _fail(*, action, instance, now, error, retry_not_before=None, notify=True):
 
 def instances_check_now(*, names=None, dry_run=False, now):
     """`check_scaling [NAME ...] [--dry-run]`: one engine run for the named (or all enabled) instances."""
-    queryset = RedisInstance.objects.all()
-    if names:
-        queryset = queryset.filter(name__in=names)
-        missing = sorted(set(names) - set(queryset.values_list("name", flat=True)))
-        if missing:
-            raise ResolutionError(f"no registered instance named {', '.join(missing)}")
-    else:
-        queryset = queryset.filter(scaling_enabled=True)
+    queryset = instances_named(names=names, default=RedisInstance.objects.filter(scaling_enabled=True))
     outcomes = []
     for pk in queryset.values_list("pk", flat=True):
         try:

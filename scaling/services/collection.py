@@ -20,7 +20,7 @@ from scaling.crypto import DecryptionError
 from scaling.heroku import HerokuError
 from scaling.metrics import MetricsReadError, RedisMetricsReader
 from scaling.models import RedisInstance
-from scaling.services.instances import ResolutionError, instance_refresh, instance_refresh_due
+from scaling.services.instances import ResolutionError, instance_refresh, instance_refresh_due, instances_named
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +151,6 @@ def _after_samples(*, instance_ids):
 
 def instances_collect_now(*, names=None, now_fn=timezone.now):
     """`collect_metrics [NAME ...]`: one sample now for the named (or all) instances."""
-    queryset = RedisInstance.objects.all()
-    if names:
-        queryset = queryset.filter(name__in=names)
-        missing = sorted(set(names) - set(queryset.values_list("name", flat=True)))
-        if missing:
-            raise ResolutionError(f"no registered instance named {', '.join(missing)}")
+    queryset = instances_named(names=names)
     now = now_fn()
     return samples_collect(due=[(pk, now) for pk in queryset.values_list("pk", flat=True)], now_fn=now_fn)

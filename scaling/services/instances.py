@@ -41,6 +41,19 @@ class ResolvedAddon:
         return f"ResolvedAddon(addon={self.addon.name!r}, plan={self.plan.plan_name!r})"
 
 
+def instances_named(*, names, default=None):
+    """The instances called `names` (or `default`, all if None, when no name is given);
+    ResolutionError naming any that is not registered."""
+    queryset = RedisInstance.objects.all()
+    if not names:
+        return queryset if default is None else default
+    queryset = queryset.filter(name__in=names)
+    missing = sorted(set(names) - set(queryset.values_list("name", flat=True)))
+    if missing:
+        raise ResolutionError(f"no registered instance named {', '.join(missing)}")
+    return queryset
+
+
 def known_services():
     return set(RedisPlan.objects.values_list("service_name", flat=True).distinct())
 

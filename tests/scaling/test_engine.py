@@ -14,25 +14,13 @@ from typing import Callable
 
 import pytest
 
+from tests.scaling.ladders import HEROKU_KVS
+
 from scaling.engine import MIB, Decision, Plan, Policy, Sample, decide, sort_ladder
 
 NOW = datetime(2024, 3, 4, 12, 0, tzinfo=timezone.utc)
 
-# Heroku Key-Value Store (name, MiB, connections, $/month).
-LADDER = [
-    Plan.from_limits(*row)
-    for row in [
-        ("mini", 25, 20, 3),
-        ("premium-0", 50, 40, 15),
-        ("premium-1", 100, 80, 30),
-        ("premium-2", 250, 200, 60),
-        ("premium-3", 500, 400, 120),
-        ("premium-4", 750, 700, 200),
-        ("premium-5", 1024, 1000, 400),
-        ("premium-7", 7168, 10000, 750),
-        ("premium-9", 10240, 25000, 1450),
-    ]
-]
+LADDER = HEROKU_KVS
 P = {p.name: p for p in LADDER}
 POLICY = Policy(80, 80, timedelta(minutes=1))
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scaling.ladders import HEROKU_KVS
+
 import scaling.simulation as simulation
 from scaling.engine import Plan, Policy
 from scaling.simulation import (
@@ -31,21 +33,7 @@ TRACES = ROOT / "examples" / "traces"
 MIB = 1_048_576
 T0 = datetime(2024, 3, 4, tzinfo=timezone.utc)
 
-# Heroku Key-Value Store (name, MiB, connections, $/month).
-LADDER = [
-    Plan.from_limits(*row)
-    for row in [
-        ("mini", 25, 20, 3),
-        ("premium-0", 50, 40, 15),
-        ("premium-1", 100, 80, 30),
-        ("premium-2", 250, 200, 60),
-        ("premium-3", 500, 400, 120),
-        ("premium-4", 750, 700, 200),
-        ("premium-5", 1024, 1000, 400),
-        ("premium-7", 7168, 10000, 750),
-        ("premium-9", 10240, 25000, 1450),
-    ]
-]
+LADDER = HEROKU_KVS
 P = {p.name: p for p in LADDER}
 RANK = {p.name: i for i, p in enumerate(LADDER)}
 POLICY = Policy(80, 80, timedelta(minutes=1))
