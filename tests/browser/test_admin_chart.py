@@ -114,6 +114,11 @@ def _queue_day(now):
             in_force.append((start + timedelta(hours=hours, minutes=2), plans[f"heroku-redis:{to}"]))
 
     rows = []
+    # The outage straddles a 5-minute chart bucket boundary near 17:00 after the start, so
+    # both buckets also hold good samples, whatever the clock says.
+    boundary = start + timedelta(hours=17)
+    boundary -= timedelta(minutes=boundary.minute % 5, seconds=boundary.second, microseconds=boundary.microsecond)
+    outage_start = boundary - timedelta(minutes=3)
     for minute in range(24 * 60):
         at = start + timedelta(minutes=minute, seconds=30)
         hour = minute / 60
@@ -123,7 +128,7 @@ def _queue_day(now):
         if 3.0 <= hour < 3.2:
             used_mb += 25  # a burst of jobs, drained within minutes
         clients = int(9 + 52 * math.exp(-(((hour - 12.5) / 3.2) ** 2)) + 1.5 * math.sin(minute / 23))
-        if 17.0 <= hour < 17.1:  # six failed reads in a row
+        if outage_start <= at < outage_start + timedelta(minutes=6):  # six failed reads in a row
             rows.append(MetricLog(instance=instance, plan=plan, slot=at, collected_at=at, error_kind="timeout",
                                   error="timed out reading INFO after 5 s"))
             continue
