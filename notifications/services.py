@@ -91,7 +91,9 @@ def unreachable_instances_notify(*, instance_ids, now=None):
         last = MetricLog.objects.filter(instance=instance).order_by("-collected_at").first()
         reason = last.error if last and not last.ok else "unknown"
         notification_send(
-            instance=instance, kind=Kind.UNREACHABLE, fingerprint=f"unreachable:{last.error_kind if last else ''}",
+            # One condition whatever the reason of the last failure: a dying Redis that fails
+            # by turns with a timeout and a garbled reply must not mail at every change.
+            instance=instance, kind=Kind.UNREACHABLE, fingerprint="unreachable",
             subject=f"{instance.name}: Redis unreachable ({instance.consecutive_failures} samples in a row)",
             lines=[
                 f"The last {instance.consecutive_failures} samples of this Redis failed.",

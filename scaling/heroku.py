@@ -235,8 +235,13 @@ class HerokuClient:
         """Move the add-on to `plan` (`service:plan`). A scaling action: may use the reserve,
         and is never retried; on `outcome_unknown` errors GET the add-on to see what happened."""
         path = f"/apps/{_seg(app)}/addons/{_seg(addon_id)}"
-        data = self._json("PATCH", path, body={"plan": plan}, priority=True, retry=False)
-        return _addon(data, "PATCH", path)
+        try:
+            data = self._json("PATCH", path, body={"plan": plan}, priority=True, retry=False)
+            return _addon(data, "PATCH", path)
+        except HerokuBadResponse as error:
+            # Heroku said 2xx: the change was most likely accepted, only its answer is unusable.
+            error.outcome_unknown = True
+            raise
 
     def fetch_rate_limit(self) -> int:
         """The account's remaining calls. Free: Heroku does not count this call."""

@@ -95,6 +95,12 @@ _FIELDS = (
 _WANTED = {field for _, field in _FIELDS}
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,20}")
 _NEGATIVE_NUMBER = re.compile(r"-[0-9]{1,20}")
+# The largest figure each field can honestly hold: Redis counts in 64-bit integers, and no
+# server has 2**31 clients or operations a second. A larger one is garbage, and would not
+# fit the columns that store it (one such reply must not fail a whole batch of samples).
+_INT64_MAX = 2**63 - 1
+_INT32_MAX = 2**31 - 1
+_MAX_VALUE = {"connected_clients": _INT32_MAX, "maxclients": _INT32_MAX, "instantaneous_ops_per_sec": _INT32_MAX}
 _INFO_SECTIONS = ("memory", "clients", "stats")
 _MAX_DETAIL = 160
 
@@ -145,7 +151,10 @@ class RedisInfo:
             if value is None:
                 warnings.append(f"{field}: missing")
             elif _WHOLE_NUMBER.fullmatch(value):
-                values[attribute] = int(value)
+                if int(value) > _MAX_VALUE.get(field, _INT64_MAX):
+                    warnings.append(f"{field}: out of range ({value})")
+                else:
+                    values[attribute] = int(value)
             elif _NEGATIVE_NUMBER.fullmatch(value):
                 warnings.append(f"{field}: negative ({value})")
             else:

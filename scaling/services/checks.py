@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 
 from logs.models import MetricLog, ScalingAction
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 CHECK_LEASE = timedelta(minutes=10)  # longer than a check can take, so a dead worker's lease expires
 PROVISIONING_TIMEOUT = timedelta(minutes=30)  # a change still not provisioned by then is failed
 REFUSAL_PAUSE = timedelta(hours=1)  # a change Heroku refused is not tried again before this
+PATCH_UNANSWERED = "the PATCH got no usable answer: "
 
 Status = ScalingAction.Status
 
@@ -80,7 +81,15 @@ def _claim(instance_id, now):
 
 
 def _release(instance_id):
-    RedisInstance.objects.filter(pk=instance_id).update(check_claimed_until=None)
+    try:
+        RedisInstance.objects.filter(pk=instance_id).update(check_claimed_until=None)
+    except (InterfaceError, OperationalError):
+        if connection.in_atomic_block:
+            raise
+        # The connection broke during the check (PostgreSQL restarted): release over a new
+        # one, or this instance would not be checked again before the lease expires.
+        connection.close()
+        RedisInstance.objects.filter(pk=instance_id).update(check_claimed_until=None)
 
 
 def instance_check_scaling(*, instance_id, now, dry_run=False, client=None, follow_seconds=None):
@@ -147,8 +156,10 @@ def _send_change(*, action, instance, now, client, follow_seconds):
         addon = client.change_plan(app=instance.app_name, addon_id=str(instance.addon_id), plan=action.to_plan.plan_name)
     except HerokuError as error:
         if error.outcome_unknown:
-            # The PATCH may have landed: the next check follows the add-on with a GET.
+            # The PATCH may have landed: the next check follows the add-on with a GET. Why it
+            # is in doubt stays on the pending row (the admin shows it) and in its outcome.
             logger.warning("instance %s: plan change outcome unknown (%s); will follow", instance.name, error)
+            _note(action, f"{PATCH_UNANSWERED}{error}")
             return CheckOutcome(instance.name, "pending", str(error))
         pause = timedelta(seconds=error.retry_after) if isinstance(error, HerokuRateLimited) else REFUSAL_PAUSE
         if error.retryable and not isinstance(error, HerokuRateLimited):
@@ -177,8 +188,14 @@ def action_follow(*, action, instance, now, client=None):
     try:
         addon = client.get_addon(str(instance.addon_id), app=instance.app_name, priority=True)
     except HerokuError as error:
-        if not error.retryable:
-            return _fail(action=action, instance=instance, now=now, error=f"cannot follow the change: {error}")
+        # Whatever the error, the PATCH may have been applied: failing the action now would
+        # let the next check send it again. It stays pending, with the reason on its row,
+        # until Heroku can be read or the provisioning timeout has passed.
+        if now - action.created_at > PROVISIONING_TIMEOUT:
+            return _fail(action=action, instance=instance, now=now,
+                         error=f"cannot follow the change for {PROVISIONING_TIMEOUT}: {error}")
+        if not action.error.startswith(PATCH_UNANSWERED):
+            _note(action, f"cannot read the add-on yet: {error}")
         return CheckOutcome(instance.name, "pending", f"cannot read the add-on yet: {error}")
     if addon.plan_name == action.to_plan.plan_name:
         if addon.state == "provisioned":
@@ -190,13 +207,21 @@ def action_follow(*, action, instance, now, client=None):
     if addon.plan_name == action.from_plan.plan_name:
         # Heroku never applied it (the worker died before the PATCH reached Heroku): the
         # engine decides again on fresh samples rather than replaying an old decision.
-        return _fail(action=action, instance=instance, now=now, error="the plan change did not reach Heroku (interrupted); deciding again")
+        why = action.error if action.error.startswith(PATCH_UNANSWERED) else "interrupted"
+        return _fail(action=action, instance=instance, now=now,
+                     error=f"the plan change did not reach Heroku ({why}); deciding again")
     _fail(action=action, instance=instance, now=now,
           error=f"the add-on moved to {addon.plan_name} outside the app", notify=False)
     plan = RedisPlan.objects.filter(plan_name=addon.plan_name).first()
     if plan is not None:
         plan_adopt_if_changed(instance=instance, plan=plan, now=now, found_by="following a plan change")
     return CheckOutcome(instance.name, "followed", f"adopted {addon.plan_name} set outside the app")
+
+
+def _note(action, text):
+    """Why a change in flight is in doubt, on its pending row."""
+    action.error = text[:2000]
+    ScalingAction.objects.filter(pk=action.pk, status=Status.PENDING).update(error=action.error)
 
 
 def _succeed(*, action, instance, now, client):

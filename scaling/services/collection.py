@@ -8,10 +8,10 @@ timeout and never delays the others' samples.
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -68,16 +68,17 @@ def _read(instance, reader):
 
 
 def _refresh(instance, now):
-    """Ask Heroku for the URL again (rate-limited per instance). True if something changed."""
+    """Ask Heroku for the URL again (rate-limited per instance).
+    Returns (whether the URL changed, why Heroku could not tell)."""
     if not instance_refresh_due(instance=instance, now=now):
-        return False
+        return False, ""
     try:
-        return instance_refresh(instance=instance, now=now)
+        return instance_refresh(instance=instance, now=now), ""
     except (ResolutionError, HerokuError) as error:
         logger.warning("instance %s: refresh from Heroku failed: %s", instance.name, error)
         RedisInstance.objects.filter(pk=instance.pk).update(refresh_requested_at=now, resolved_at=now)
         instance.resolved_at = now
-        return False
+        return False, str(error)
 
 
 def sample_from_reading(*, instance, slot, collected_at, reading):
@@ -115,17 +116,37 @@ def samples_collect(*, due, reader=None, now_fn=timezone.now):
     instances = [i for i in instances if (i.pk, slots[i.pk]) not in taken]
     skipped = len(slots) - len(instances)
 
-    for instance in instances:
-        if not instance.redis_url_encrypted:
-            _refresh(instance, now_fn())
     readings = dict(zip([i.pk for i in instances], _read_pool().map(lambda i: _read(i, reader), instances)))
-    for instance in instances:
-        # A failure Heroku can explain (new password, moved host): refresh once, read again.
-        if readings[instance.pk].needs_refresh and _refresh(instance, now_fn()):
-            readings[instance.pk] = _read(instance, reader)
-
     now = now_fn()
-    logs = [sample_from_reading(instance=i, slot=slots[i.pk], collected_at=now, reading=readings[i.pk]) for i in instances]
+    # A failure Heroku may explain (new password, moved host, URL not known yet) is refreshed
+    # and read again, but only after the batch's other samples are stored: a slow Heroku API
+    # (a timeout costs minutes with retries) must not hold back or misdate healthy samples.
+    later = {i.pk for i in instances if readings[i.pk].needs_refresh and instance_refresh_due(instance=i, now=now)}
+    failed_ids = _store([i for i in instances if i.pk not in later], slots=slots, readings=readings, collected_at=now)
+    for instance in (i for i in instances if i.pk in later):
+        changed, problem = _refresh(instance, now_fn())
+        if changed:
+            readings[instance.pk] = _read(instance, reader)
+        elif problem:
+            reading = readings[instance.pk]
+            readings[instance.pk] = replace(reading, error=f"{reading.error}; asking Heroku for the URL failed: {problem}")
+    if later:
+        failed_ids += _store([i for i in instances if i.pk in later], slots=slots, readings=readings,
+                             collected_at=now_fn())
+    _after_samples(instance_ids=failed_ids)
+    return CollectResult(stored=len(instances), failed=len(failed_ids), skipped=skipped)
+
+
+def _store(instances, *, slots, readings, collected_at):
+    """Store the samples of `instances` in one transaction; returns the ids of the failed ones."""
+    if not instances:
+        return []
+    logs = [sample_from_reading(instance=i, slot=slots[i.pk], collected_at=collected_at, reading=readings[i.pk])
+            for i in instances]
+    if not connection.in_atomic_block and connection.connection is not None and not connection.is_usable():
+        # The connection broke while the reads (or Heroku) were awaited, e.g. PostgreSQL
+        # restarted: write the batch over a new one rather than lose it.
+        connection.close()
     with transaction.atomic():
         # ignore_conflicts: a task run twice for one slot stores one sample.
         MetricLog.objects.bulk_create(logs, ignore_conflicts=True)
@@ -136,8 +157,7 @@ def samples_collect(*, due, reader=None, now_fn=timezone.now):
     for log in logs:
         if not log.ok:
             logger.warning("instance %s: sample failed (%s): %s", log.instance.name, log.error_kind, log.error)
-    _after_samples(instance_ids=failed_ids)
-    return CollectResult(stored=len(logs), failed=len(failed_ids), skipped=skipped)
+    return failed_ids
 
 
 def _after_samples(*, instance_ids):

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.db import transaction
 
+from scaling.crypto import DecryptionError
 from scaling.heroku import AddOn, HerokuError, HerokuNotFound
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.heroku_access import heroku_client
@@ -99,16 +100,20 @@ def _config_var_value(*, client, app_name, config_var):
     return value
 
 
-def refresh_cooldown(*, consecutive_failures):
-    """Doubling wait between refreshes of an instance that keeps failing (5 min .. 1 h)."""
-    doublings = min(max(consecutive_failures - 1, 0) // 5, 4)
-    return min(REFRESH_COOLDOWN * (2**doublings), REFRESH_COOLDOWN_MAX)
+def refresh_cooldown(*, consecutive_failures, metric_rate=300):
+    """Wait between refreshes of an instance that keeps failing: half the time it has been
+    failing, within 5 min .. 1 h. The waits so double (5, 5, 10, 20, 40 min, then hourly)
+    whatever the metric rate; counted in failures alone, an instance sampled every 30 s
+    went an hour between its first and its second refresh."""
+    failing = timedelta(seconds=consecutive_failures * metric_rate)
+    return min(max(REFRESH_COOLDOWN, failing / 2), REFRESH_COOLDOWN_MAX)
 
 
 def instance_refresh_due(*, instance, now):
     if not instance.redis_url_encrypted or instance.resolved_at is None:
         return True
-    return now - instance.resolved_at >= refresh_cooldown(consecutive_failures=instance.consecutive_failures)
+    cooldown = refresh_cooldown(consecutive_failures=instance.consecutive_failures, metric_rate=instance.metric_rate)
+    return now - instance.resolved_at >= cooldown
 
 
 def instance_refresh(*, instance, now, client=None):
@@ -137,7 +142,10 @@ def instance_refresh(*, instance, now, client=None):
 def instance_store_resolution(*, instance, resolved, now, plan_known=True):
     from scaling.services.adoption import plan_adopt_if_changed
 
-    url_changed = resolved.redis_url != instance.redis_url
+    try:
+        url_changed = resolved.redis_url != instance.redis_url
+    except DecryptionError:  # stored under a key no longer configured: Heroku's URL replaces it
+        url_changed = True
     instance.addon_id = resolved.addon.id
     instance.addon_name = resolved.addon.name
     instance.redis_url = resolved.redis_url
