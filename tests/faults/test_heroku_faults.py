@@ -73,7 +73,7 @@ def _assert_samples_untouched(scene):
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 422])
-def test_patch_refused(plans, heroku, info_server, reader, status, admin_client):
+def test_a_refused_patch_fails_once_and_is_paused_for_an_hour(plans, heroku, info_server, reader, status, admin_client):
     """Permanent refusals: recorded, mailed once, not tried again for an hour."""
     scene = _scene(heroku, info_server, reader)
     heroku.fail_next("PATCH", r"^/apps/faulty-app/", status=status)
@@ -160,7 +160,7 @@ def test_patch_with_the_budget_down_to_the_reserve(plans, heroku, info_server, r
 
 
 @pytest.mark.parametrize("status", [500, 503, "timeout", "malformed"])
-def test_patch_unanswered_and_not_applied(plans, heroku, info_server, reader, status):
+def test_an_unanswered_patch_not_applied_is_followed_then_decided_again(plans, heroku, info_server, reader, status):
     """The PATCH may or may not have landed: the next check looks (GET) before anything else,
     finds the old plan, records the failure with its reason and decides again."""
     scene = _scene(heroku, info_server, reader)
@@ -182,7 +182,7 @@ def test_patch_unanswered_and_not_applied(plans, heroku, info_server, reader, st
 
 
 @pytest.mark.parametrize("status", ["timeout", 500, "malformed"])
-def test_patch_applied_but_its_answer_lost(plans, heroku, info_server, reader, status):
+def test_an_applied_patch_whose_answer_was_lost_is_confirmed_without_a_second_patch(plans, heroku, info_server, reader, status):
     """Heroku changed the plan and the answer never came (or came garbled): followed by a
     GET, completed, and never sent a second time."""
     scene = _scene(heroku, info_server, reader)
@@ -260,7 +260,7 @@ def rotated(plans, heroku, info_server, redis_server_factory, reader):
 
 
 @pytest.mark.parametrize("status", [401, 403, 422, 429, 500, 503, "timeout", "malformed"])
-def test_refresh_read_fails(heroku, rotated, status):
+def test_a_failing_refresh_is_retried_after_a_growing_cool_down(heroku, rotated, status):
     """Heroku cannot tell the new URL: the samples fail with both reasons stored (the Redis
     refusal and why Heroku could not help), Heroku is asked again after the cool-down, and
     the samples come back."""
@@ -348,7 +348,7 @@ def test_a_slow_refresh_does_not_hold_back_the_neighbours_sample(heroku, rotated
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 422, 429, 500, 503, "timeout", "malformed"])
-def test_reconcile_read_fails(plans, heroku, info_server, reader, status):
+def test_a_failing_reconciliation_changes_nothing_and_the_next_run_adopts(plans, heroku, info_server, reader, status):
     """`GET /addons` fails: nothing is changed on a partial view, the reason is in the error
     the task fails with, a 429 is not retried (and the next run inside the back-off is not
     even sent), 5xx and timeouts are retried with back-off; the next run adopts."""

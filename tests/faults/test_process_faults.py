@@ -280,7 +280,7 @@ def _in_threads(*functions):
     return results
 
 
-def test_beat_started_twice(plans, heroku, info_server, reader, monkeypatch):
+def test_beat_started_twice_enqueues_each_slot_once(plans, heroku, info_server, reader, monkeypatch):
     """Two beats fire the dispatcher at the same moment: every due slot is enqueued once, and
     even a batch delivered twice stores one sample per slot."""
     redis = info_server(used_memory=CALM)

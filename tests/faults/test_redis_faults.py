@@ -36,7 +36,7 @@ def _no_secret_anywhere(caplog, *secrets):
         assert not any(secret in text for text in texts), f"{secret!r} leaked"
 
 
-def test_redis_down(plans, heroku, redis_server_factory, reader, healthy, caplog, admin_client):
+def test_redis_down_stores_every_slot_as_failed_and_mails_once(plans, heroku, redis_server_factory, reader, healthy, caplog, admin_client):
     caplog.set_level(logging.INFO)
     server = redis_server_factory(password="down-secret-pw")
     faulty = register(heroku, "faulty", server.url)
@@ -74,7 +74,7 @@ def test_redis_down(plans, heroku, redis_server_factory, reader, healthy, caplog
     _no_secret_anywhere(caplog, "down-secret-pw", "healthy-neighbour-pw")
 
 
-def test_redis_slower_than_the_read_timeout(plans, heroku, info_server, reader, healthy):
+def test_redis_slower_than_the_read_timeout_fails_its_sample_without_delaying_the_batch(plans, heroku, info_server, reader, healthy):
     slow = info_server()
     faulty = register(heroku, "faulty", slow.url)
     loop = Loop([faulty, healthy], reader, heroku=heroku).run(60)
@@ -117,7 +117,7 @@ def test_redis_refusing_auth_when_heroku_knows_the_new_password(plans, heroku, r
     assert_healthy(loop, healthy)
 
 
-def test_redis_refusing_auth(plans, heroku, redis_server_factory, reader, healthy, caplog):
+def test_redis_refusing_auth_asks_heroku_a_bounded_number_of_times(plans, heroku, redis_server_factory, reader, healthy, caplog):
     caplog.set_level(logging.INFO)
     server = redis_server_factory(password="the-real-pw")
     wrong = server.url_with_password("a-wrong-pw")
@@ -161,7 +161,7 @@ def test_tls_failing_on_a_stale_plain_url_is_healed_by_heroku_in_the_same_slot(p
 
 
 @pytest.mark.parametrize("mismatch", ["rediss-to-plain-port", "plain-to-tls-port"])
-def test_tls_failing(plans, heroku, redis_server_factory, reader, healthy, mismatch):
+def test_tls_failing_is_stored_with_its_reason(plans, heroku, redis_server_factory, reader, healthy, mismatch):
     if mismatch == "plain-to-tls-port":
         _tls_or_skip()
         server = redis_server_factory(tls=True)
@@ -209,7 +209,7 @@ ODD_INFO = {
 
 
 @pytest.mark.parametrize("case", list(ODD_INFO))
-def test_info_with_missing_or_garbage_fields(plans, heroku, info_server, reader, healthy, case):
+def test_info_with_missing_or_garbage_fields_is_tolerated_or_fails_alone(plans, heroku, info_server, reader, healthy, case):
     reply, ok, kind, texts = ODD_INFO[case]
     odd = info_server()
     faulty = register(heroku, "faulty", odd.url)
