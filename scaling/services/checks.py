@@ -28,7 +28,11 @@ from scaling.services.plans import engine_ladder, plan_to_engine
 
 logger = logging.getLogger(__name__)
 
-CHECK_LEASE = timedelta(minutes=10)  # longer than a check can take, so a dead worker's lease expires
+# How long a check holds its instance. Longer than a check normally takes (following a
+# change for PLAN_FOLLOW_SECONDS plus a few API calls), short so that a change left pending by
+# a killed worker is confirmed soon. Safety does not rest on it: a check that outlives its
+# lease finds the pending action and only follows it (one PATCH per pending row).
+CHECK_LEASE = timedelta(minutes=3)
 PROVISIONING_TIMEOUT = timedelta(minutes=30)  # a change still not provisioned by then is failed
 REFUSAL_PAUSE = timedelta(hours=1)  # a change Heroku refused is not tried again before this
 PATCH_UNANSWERED = "the PATCH got no usable answer: "
