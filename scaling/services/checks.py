@@ -22,6 +22,7 @@ from scaling import engine
 from scaling.heroku import HerokuError, HerokuRateLimited
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
+from scaling.services.collection import SERVER_FULL
 from scaling.services.heroku_access import heroku_client
 from scaling.services.instances import ResolutionError, instance_refresh, instances_named
 from scaling.services.plans import engine_ladder, plan_to_engine
@@ -62,21 +63,41 @@ def instance_decide(*, instance, now):
         MetricLog.objects.filter(instance=instance, collected_at__gte=now - policy.lookback, collected_at__lte=now)
         .select_related("plan").order_by("collected_at")
     )
-    samples = [
-        engine.Sample(
-            at=log.collected_at, plan_name=log.plan.plan_name, used_memory=log.used_memory,
-            connected_clients=log.connected_clients, evicted_keys=log.evicted_keys,
-            rejected_connections=log.rejected_connections, ok=log.ok,
-        )
-        for log in logs
-    ]
     return engine.decide(
         current=plan_to_engine(instance.current_plan),
         ladder=engine_ladder(plan=instance.current_plan),
         min_plan=plan_to_engine(instance.min_plan),
         max_plan=plan_to_engine(instance.max_plan),
-        samples=samples, policy=policy, last_change_at=instance.plan_changed_at, now=now,
+        samples=engine_samples(logs), policy=policy, last_change_at=instance.plan_changed_at, now=now,
     )
+
+
+def engine_samples(logs):
+    """The engine's samples from stored ones.
+
+    A read refused because Redis is at maxclients is what the app's own clients meet too:
+    it becomes a sample at the connection limit with one more rejected connection (and the
+    last known memory), so the engine sees data drop and scales up, instead of a failed
+    read that it would ignore. Without an earlier good sample it stays a failed read.
+    """
+    samples, last_good, extra_rejections = [], None, 0
+    for log in logs:
+        if log.error_kind == SERVER_FULL and last_good is not None and log.plan.conn_limit > 0:
+            extra_rejections += 1
+            samples.append(engine.Sample(
+                at=log.collected_at, plan_name=log.plan.plan_name, used_memory=last_good.used_memory,
+                connected_clients=log.plan.conn_limit, evicted_keys=last_good.evicted_keys,
+                rejected_connections=(last_good.rejected_connections or 0) + extra_rejections, ok=True,
+            ))
+            continue
+        if log.ok and log.used_memory is not None and log.connected_clients is not None:
+            last_good, extra_rejections = log, 0
+        samples.append(engine.Sample(
+            at=log.collected_at, plan_name=log.plan.plan_name, used_memory=log.used_memory,
+            connected_clients=log.connected_clients, evicted_keys=log.evicted_keys,
+            rejected_connections=log.rejected_connections, ok=log.ok,
+        ))
+    return samples
 
 
 def _claim(instance_id, now):

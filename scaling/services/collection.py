@@ -25,6 +25,7 @@ from scaling.services.instances import ResolutionError, instance_refresh, instan
 logger = logging.getLogger(__name__)
 
 READ_THREADS = 32
+SERVER_FULL = "server_full"  # error kind of a read refused because the server is at maxclients
 
 
 @functools.cache
@@ -61,7 +62,10 @@ def _read(instance, reader):
     try:
         info = reader.read(str(instance.pk), url)
     except MetricsReadError as error:
-        return Reading(error_kind=error.kind, error=str(error), needs_refresh=error.needs_refresh)
+        # Refused because maxclients is reached: the instance is rejecting connections, which
+        # the check treats as data drop (see checks.engine_samples), not as a failed read.
+        kind = SERVER_FULL if error.server_full else error.kind
+        return Reading(error_kind=kind, error=str(error), needs_refresh=error.needs_refresh)
     if not info.usable:
         return Reading(error_kind="protocol", error="INFO had neither used_memory nor connected_clients: " + "; ".join(info.warnings))
     return Reading(info=info)

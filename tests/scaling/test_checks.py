@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+import redis
 from django.core import mail
 
 from logs.models import MetricLog, ScalingAction
@@ -227,3 +228,40 @@ def test_check_scaling_names_an_unknown_instance_in_one_line(plans):
 
     with pytest.raises(CommandError, match="no registered instance named nope"):
         call_command("check_scaling", "nope")
+
+
+def test_a_redis_at_maxclients_that_refuses_our_own_connection_is_scaled_up(plans, heroku, redis_server_factory, reader):
+    server = redis_server_factory(maxclients=12)
+    addon = heroku.add_redis_addon("storm-app", plan="heroku-redis:premium-0", url=server.url)
+    instance = make_instance(name="storm", app_name="storm-app", plan="heroku-redis:premium-0",
+                             min_plan="heroku-redis:premium-0", max_plan="heroku-redis:premium-3",
+                             redis_url=server.url, addon_id=addon["id"], addon_name=addon["name"])
+    loop = Loop(instance, reader)
+    for _ in range(4):  # calm, with a fresh connection per sample (as after Heroku's idle timeout)
+        reader.close(str(instance.pk))
+        loop.run(30)
+    storm = []
+
+    def connect_until_full():
+        try:
+            while True:
+                client = server.client()
+                client.ping()
+                storm.append(client)
+        except redis.ConnectionError:  # the server is full now
+            pass
+
+    for _ in range(4):
+        reader.close(str(instance.pk))
+        connect_until_full()  # the app's clients take every slot, ours included
+        loop.run(30)
+
+    full = MetricLog.objects.filter(instance=instance, error_kind="server_full")
+    assert full.count() >= 3 and "maxclients" in full.first().error
+    # Up at once; the real server keeps refusing (its maxclients does not follow the fake's
+    # plan), so it may go up again once samples on the new plan show the same.
+    assert heroku.count("PATCH") >= 1
+    action = ScalingAction.objects.filter(instance=instance).order_by("created_at").first()
+    assert action.direction == "up" and "rejected connections" in action.reason
+    for client in storm:
+        client.close()
