@@ -9,8 +9,6 @@ Heroku (the fake's `calls`).
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
@@ -23,6 +21,7 @@ from scaling.services.checks import instance_check_scaling
 from scaling.services.collection import samples_collect
 from scaling.services.heroku_access import heroku_client
 from tests.factories import make_instance
+from tests.fake_redis import FakeServer, bulk
 
 MIB = 1024 * 1024
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)
@@ -37,13 +36,8 @@ def info_text(fields):
     return "".join(f"{name}:{value}\r\n" for name, value in fields.items())
 
 
-def bulk(data):
-    data = data.encode() if isinstance(data, str) else data
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-class InfoServer:
-    """A TCP server on 127.0.0.1 speaking just enough RESP to be sampled.
+class InfoServer(FakeServer):
+    """A stand-in Redis whose INFO says what it is told.
 
     `fields`: the INFO fields answered (change them between samples). `text`: an INFO body
     sent verbatim instead; `raw`: bytes sent verbatim as the whole reply. `silent`: accept
@@ -60,46 +54,14 @@ class InfoServer:
         self.raw = None
         self.silent = False
         self.on_info = None  # called (in the server's thread) before each INFO is answered
-        self.commands = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.stopping = threading.Event()
-        self.connections = []
-        self.thread = threading.Thread(target=self._accept, daemon=True, name=f"info-server-{self.port}")
-        self.thread.start()
+        super().__init__(respond=self._reply, backlog=64)
 
     def set_memory(self, used_memory):
         self.fields["used_memory"] = used_memory
 
-    def _accept(self):
-        self.listener.settimeout(0.05)
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                continue
-            self.connections.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        stream = conn.makefile("rb")
-        try:
-            while not self.stopping.is_set():
-                args = _read_command(stream)
-                if args is None:
-                    return
-                self.commands.append(args)
-                if self.silent:
-                    continue
-                conn.sendall(self._reply(args))
-        except (OSError, ValueError):
-            return
-
     def _reply(self, args):
+        if self.silent:
+            return None
         command = args[0].upper() if args else b""
         if command == b"INFO":
             if self.on_info is not None:
@@ -110,32 +72,6 @@ class InfoServer:
         if command == b"PING":
             return b"+PONG\r\n"
         return b"+OK\r\n"
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(2)
-        for conn in self.connections:
-            try:
-                conn.close()
-            except OSError:
-                pass
-        self.listener.close()
-
-
-def _read_command(stream):
-    line = stream.readline()
-    if not line:
-        return None
-    if not line.startswith(b"*"):
-        return line.strip().split()
-    args = []
-    for _ in range(int(line[1:])):
-        length = int(stream.readline()[1:])
-        args.append(stream.read(length + 2)[:-2])
-    return args
-
-
-# --- Registered instances ---------------------------------------------------------------
 
 
 def register(heroku, name, url, *, heroku_url=None, plan="heroku-redis:premium-0", min_plan=None,

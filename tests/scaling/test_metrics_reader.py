@@ -13,6 +13,7 @@ import traceback
 import pytest
 
 from scaling.metrics import MetricsReadError, RedisInfo, RedisMetricsReader
+from tests.fake_redis import FakeServer, bulk
 from tests.redis_servers import redis_server_factory, redis_tls_support  # noqa: F401 - fixture
 
 slow = pytest.mark.slow
@@ -58,81 +59,8 @@ def assert_no_secret(exc: BaseException, *secrets: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Fake servers
+# Fake servers (tests/fake_redis.py)
 # ---------------------------------------------------------------------------------------
-class FakeServer:
-    """A TCP server on 127.0.0.1 that answers each RESP command with ``respond(args)``.
-
-    ``respond`` returns the raw bytes to send, or None to send nothing. ``commands``
-    records what was asked. With ``respond=None`` it accepts and never answers.
-    """
-
-    def __init__(self, respond=None, backlog=16):
-        self.respond = respond
-        self.commands: list[list[bytes]] = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(backlog)
-        self.port = self.listener.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.connections: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        self.listener.settimeout(0.1)
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        if self.respond is None:
-            return  # hold the connection, say nothing
-        stream = conn.makefile("rb")
-        try:
-            while not self.stopping.is_set():
-                args = _read_command(stream)
-                if args is None:
-                    return
-                self.commands.append(args)
-                reply = self.respond(args)
-                if reply:
-                    conn.sendall(reply)
-        except OSError:
-            return
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(2)
-        for conn in self.connections:
-            conn.close()
-        self.listener.close()
-
-
-def _read_command(stream) -> list[bytes] | None:
-    line = stream.readline()
-    if not line:
-        return None
-    if not line.startswith(b"*"):
-        return line.strip().split()
-    args = []
-    for _ in range(int(line[1:])):
-        length = int(stream.readline()[1:])
-        args.append(stream.read(length + 2)[:-2])
-    return args
-
-
-def bulk(text: str) -> bytes:
-    data = text.encode()
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
 @pytest.fixture
 def fake_server():
     servers = []
