@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-import math
 import random
 import sys
 import time

@@ -447,7 +447,7 @@ def bench_pages(data, args):
 
     totals = selectors.overview_totals(selectors.instances_ranked(now=timezone.now()))
     print(f"    overview states: {totals.by_state}; modes: {totals.by_mode}")
-    print(f"    page sizes: " + ", ".join(f"{what} {size / 1024:.0f} KiB" for what, size in sizes.items()))
+    print("    page sizes: " + ", ".join(f"{what} {size / 1024:.0f} KiB" for what, size in sizes.items()))
     return totals
 
 

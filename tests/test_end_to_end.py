@@ -10,7 +10,7 @@ import time
 import psycopg2
 import pytest
 
-from tests.helpers import ROOT, manage, production_env, run, scratch_database
+from tests.helpers import ROOT, production_env, run, scratch_database
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,6 @@
 """Plan data: loading the static CSV and reading a provider's ladder."""
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation

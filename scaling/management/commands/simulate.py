@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scaling.services.simulate import RATES, SimulationInputError, trace_simulate
+from scaling.services.simulate import SimulationInputError, trace_simulate
 
 
 def _duration(seconds):
