@@ -111,7 +111,7 @@ class SimulationResult:
         """The ``simulate --json`` object (DESIGN section 6)."""
         return {
             "plan_changes": [c.to_json_dict() for c in self.plan_changes],
-            "cost": round(self.cost, 4),
+            "cost": round(self.cost, 6),
             "seconds_over_threshold": round(self.seconds_over_threshold, 3),
             "seconds_over_capacity": round(self.seconds_over_capacity, 3),
             "final_plan": self.final_plan.name,
