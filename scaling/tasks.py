@@ -9,13 +9,20 @@ from scaling.services.collection import samples_collect
 from scaling.services.dispatch import due_work_dispatch
 from scaling.services.reconcile import addons_reconcile
 
+# A worker back from an outage should not work through an hour of stale slots: tasks older
+# than this are dropped by the worker, and the dispatcher's next claims take over.
+COLLECT_EXPIRES_SECONDS = 300  # the slowest metric rate
+CHECK_EXPIRES_SECONDS = 120
+
 
 @shared_task(name="scaling.dispatch")
 def dispatch():
     result = due_work_dispatch(
         now=timezone.now(),
-        enqueue_samples=lambda due: collect_samples.delay([[pk, slot.isoformat()] for pk, slot in due]),
-        enqueue_check=lambda pk, slot: check_instance.delay(pk, slot.isoformat()),
+        enqueue_samples=lambda due: collect_samples.apply_async(
+            args=[[[pk, slot.isoformat()] for pk, slot in due]], expires=COLLECT_EXPIRES_SECONDS),
+        enqueue_check=lambda pk, slot: check_instance.apply_async(
+            args=[pk, slot.isoformat()], expires=CHECK_EXPIRES_SECONDS),
     )
     return {"samples": result.samples, "checks": result.checks}
 

@@ -19,7 +19,7 @@ from django.db.models import Q
 from logs.models import MetricLog, ScalingAction
 from notifications import services as mail
 from scaling import engine
-from scaling.heroku import HerokuError, HerokuRateLimited
+from scaling.heroku import HerokuError, HerokuNotFound, HerokuRateLimited
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
 from scaling.services.collection import SERVER_FULL
@@ -189,10 +189,24 @@ def _send_change(*, action, instance, now, client, follow_seconds):
         pause = timedelta(seconds=error.retry_after) if isinstance(error, HerokuRateLimited) else REFUSAL_PAUSE
         if error.retryable and not isinstance(error, HerokuRateLimited):
             pause = timedelta(0)
+        if isinstance(error, HerokuNotFound) and _addon_replaced(instance=instance, now=now, client=client):
+            pause = timedelta(0)  # the next check changes the add-on that replaced it
         return _fail(action=action, instance=instance, now=now, error=str(error), retry_not_before=now + pause)
     if addon.plan_name == action.to_plan.plan_name and addon.state == "provisioned":
         return _succeed(action=action, instance=instance, now=now, client=client)
     return _follow_for_a_while(action=action, instance=instance, client=client, follow_seconds=follow_seconds, now=now)
+
+
+def _addon_replaced(*, instance, now, client):
+    """After a 404 on the PATCH: find the add-on again by its config var. True if another
+    add-on (a new id) now stands behind it."""
+    old_id = str(instance.addon_id)
+    try:
+        instance_refresh(instance=instance, now=now, client=client)
+    except (ResolutionError, HerokuError) as error:
+        logger.warning("instance %s: add-on not found and not found again: %s", instance.name, error)
+        return False
+    return str(instance.addon_id) != old_id
 
 
 def _follow_for_a_while(*, action, instance, client, follow_seconds, now):

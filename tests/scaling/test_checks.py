@@ -265,3 +265,18 @@ def test_a_redis_at_maxclients_that_refuses_our_own_connection_is_scaled_up(plan
     assert action.direction == "up" and "rejected connections" in action.reason
     for client in storm:
         client.close()
+
+
+def test_a_patch_answered_404_because_the_addon_was_replaced_finds_the_new_one_and_scales_it(queue, heroku, reader):
+    instance, server, addon = queue
+    # The add-on is replaced (same app and config var, a new id) between samples and the check.
+    del heroku.addons[addon["id"]]
+    new = heroku.add_redis_addon("queue-app", plan="heroku-redis:premium-0", url=server.url)
+    _fill(server, 45)
+    loop = Loop(instance, reader).run(300)
+
+    failed = ScalingAction.objects.get(instance=instance, status="failed")
+    assert "404" in failed.error
+    assert str(RedisInstance.objects.get(pk=instance.pk).addon_id) == new["id"]
+    assert loop.plan == "heroku-redis:premium-1"
+    assert heroku.addons[new["id"]]["plan"] == "heroku-redis:premium-1"
