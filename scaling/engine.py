@@ -31,8 +31,8 @@ The rules, in the order :func:`decide` applies them
     6. Early ("premature") scaling: a least-squares line through the trend window's
        samples, projected ``trend_horizon`` ahead, above the threshold means *up* now --
        but only when the rise is meaningful: at least ``trend_min_samples`` samples
-       spanning at least half the trend window, slope t-statistic at least
-       ``trend_min_t``, a projected rise larger than the residual noise, and the fitted
+       spanning at least a quarter of the trend window, slope t-statistic at least
+       ``trend_min_t`` (twice that while they span less than half the window), a projected rise larger than the residual noise, and the fitted
        current level at least ``trend_min_level`` of the threshold. Flat noisy load does
        not pass these tests.
     7. Down only when, for the whole stabilisation window (the samples must reach back
@@ -213,8 +213,9 @@ class Policy:
     min_samples
         Good samples needed before any breach or down decision. Default 3.
     trend_min_samples
-        Samples needed before the trend counts; they must also span at least half the
-        trend window. Default 5.
+        Samples needed before the trend counts; they must also span at least a quarter
+        of the trend window (and under half of it, the slope needs twice ``trend_min_t``).
+        Default 5.
     trend_min_t
         t-statistic of the fitted slope needed to scale up early. Default 3.0.
     trend_min_level
@@ -424,13 +425,13 @@ class _MetricView:
     avg: float | None  # up-window average
     peak: float | None  # up-window peak
     trend: _Trend | None
+    min_t: float = 0.0  # the slope's t-statistic needed (see decide: stricter on a short span)
 
     def meaningful_rise(self, policy: Policy) -> bool:
         """The trend rises for real: a significant slope (t-statistic at least
-        ``trend_min_t``) and a projected rise over the horizon larger than the residual
-        noise."""
+        ``min_t``) and a projected rise over the horizon larger than the residual noise."""
         tr = self.trend
-        if tr is None or tr.slope <= 0 or tr.t_stat < policy.trend_min_t:
+        if tr is None or tr.slope <= 0 or tr.t_stat < max(self.min_t, policy.trend_min_t):
             return False
         return tr.rise > tr.noise
 
@@ -542,16 +543,18 @@ def decide(
     recent_span = (now - recent[0].at) if recent else timedelta(0)
     up_span = max(policy.up_window, recent_span)
 
-    # Trend window: at least the last trend_min_samples good samples, and they must span
-    # at least half the window (a few readings just after a start or a change are noise).
+    # Trend window: at least the last trend_min_samples good samples. A few readings just
+    # after a start or a change are mostly noise, so a span under half the window needs a
+    # twice as significant slope, and under a quarter of it the trend does not count: a
+    # steep ramp (a queue filling in minutes) is still caught early, flat noise is not.
     trend_start = now - policy.trend_window
     trend_samples = [s for s in good if s.at > trend_start]
     if len(trend_samples) < policy.trend_min_samples:
         trend_samples = good[-policy.trend_min_samples:]
-    if len(trend_samples) < policy.trend_min_samples or (
-        trend_samples[-1].at - trend_samples[0].at < policy.trend_window / 2
-    ):
+    trend_span = trend_samples[-1].at - trend_samples[0].at if trend_samples else timedelta(0)
+    if len(trend_samples) < policy.trend_min_samples or trend_span < policy.trend_window / 4:
         trend_samples = []
+    min_t = policy.trend_min_t * (2 if trend_span < policy.trend_window / 2 else 1)
     horizon_s = policy.trend_horizon.total_seconds()
 
     def view(name: str, attr: str) -> _MetricView:
@@ -561,7 +564,7 @@ def decide(
         trend = None
         if len(trend_samples) >= policy.trend_min_samples:
             trend = _fit([((s.at - now).total_seconds(), float(getattr(s, attr))) for s in trend_samples], horizon_s)
-        return _MetricView(name=name, avg=avg, peak=peak, trend=trend)
+        return _MetricView(name=name, avg=avg, peak=peak, trend=trend, min_t=min_t)
 
     mem = view("memory", "used_memory")
     conn = view("connections", "connected_clients")
