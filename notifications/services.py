@@ -1,9 +1,9 @@
 """What is mailed, when, and to whom.
 
 Every alert is written to the Notification table before it is sent (the outbox), under a
-row lock on its instance, and the last alert of the same kind decides whether to send: the
-same condition (fingerprint) is mailed once, then again only when it changes or after
-ALERT_REPEAT_SECONDS. A mail that cannot be sent is recorded and logged, never raised.
+row lock on its instance, and the alerts of the same kind decide whether to send: the same
+condition (fingerprint) is mailed once, then again only after ALERT_REPEAT_SECONDS; a new
+condition is mailed at once. A mail that cannot be sent is recorded and logged, never raised.
 """
 
 import logging
@@ -48,8 +48,10 @@ def notification_send(*, instance, kind, fingerprint, subject, lines, now):
     with transaction.atomic():
         # The row lock makes two workers' checks of the same alert act once.
         RedisInstance.objects.select_for_update().filter(pk=instance.pk).first()
-        last = Notification.objects.filter(instance=instance, kind=kind).order_by("-created_at").first()
-        if last and last.fingerprint == fingerprint and now - last.created_at < repeat_after:
+        # Any mail of this condition within the repeat period, not just the last one: a
+        # condition flipping between two states (A, B, A, B...) mails each state once.
+        recent = Notification.objects.filter(instance=instance, kind=kind, created_at__gt=now - repeat_after)
+        if recent.filter(fingerprint=fingerprint[:200]).exists():
             return None
         body = redact("\n".join(_header(instance) + [""] + list(lines) + ["", f"Details: {instance_admin_url(instance)}"]))
         notification = Notification.objects.create(

@@ -95,3 +95,13 @@ def test_no_mail_is_sent_when_emails_are_disabled(plans, settings):
     notification = _send(instance)
     assert mail.outbox == []
     assert "ENABLE_EMAILS is off" in Notification.objects.get(pk=notification.pk).error
+
+
+def test_a_condition_flipping_between_two_states_mails_each_state_once_an_hour(plans, settings):
+    settings.ALERT_REPEAT_SECONDS = 3600
+    instance = make_instance()
+    now = timezone.now()
+    for minute in range(30):
+        _send(instance, fingerprint="breach:memory" if minute % 2 else "breach:memory+connections",
+              now=now + timedelta(minutes=minute))
+    assert len(mail.outbox) == 2
