@@ -22,3 +22,6 @@ HEROKU_API_KEY = "test-api-key-0123456789"
 CELERY_TASK_ALWAYS_EAGER = False
 SITE_URL = "https://autoscaler.example.com"
 PLAN_FOLLOW_SECONDS = 0
+# A task sent by mistake in a test goes nowhere (never into var/broker of a local run).
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}

@@ -287,8 +287,8 @@ def test_beat_started_twice_enqueues_each_slot_once(plans, heroku, info_server, 
     instances = [make_instance(name=f"queue-{n}", redis_url=redis.url, min_plan="heroku-redis:premium-0")
                  for n in range(30)]
     enqueued_samples, enqueued_checks = [], []
-    monkeypatch.setattr(tasks.collect_samples, "delay", enqueued_samples.append)
-    monkeypatch.setattr(tasks.check_instance, "delay", lambda pk, slot: enqueued_checks.append((pk, slot)))
+    monkeypatch.setattr(tasks.collect_samples, "apply_async", lambda args, expires: enqueued_samples.append(args[0]))
+    monkeypatch.setattr(tasks.check_instance, "apply_async", lambda args, expires: enqueued_checks.append(tuple(args)))
 
     _in_threads(tasks.dispatch, tasks.dispatch)
 
