@@ -144,7 +144,12 @@ def plans_load(*, path=None):
 
 
 def plan_family(plan):
-    prefix = plan.short_name.split("-", 1)[0]
+    return plan_name_family(plan.plan_name)
+
+
+def plan_name_family(plan_name):
+    """'private' or 'shield' for plans of those separate ladders, '' for the others."""
+    prefix = plan_name.split(":", 1)[-1].split("-", 1)[0]
     return prefix if prefix in SEPARATE_FAMILIES else ""
 
 

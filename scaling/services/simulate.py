@@ -7,7 +7,7 @@ from django.db import DatabaseError
 
 from scaling import engine, simulation
 from scaling.models import RedisPlan
-from scaling.services.plans import DEFAULT_PLANS_CSV, plan_family, plan_rows_parse
+from scaling.services.plans import DEFAULT_PLANS_CSV, plan_family, plan_name_family, plan_rows_parse
 
 RATES = {"30s": 30, "1m": 60, "5m": 300, "10m": 600}
 
@@ -33,12 +33,9 @@ def _plans_by_name():
     if plans:
         return {p.plan_name: (p.service_name, plan_family(p), engine.Plan.from_limits(p.plan_name, p.mem_limit, p.conn_limit, float(p.cost))) for p in plans}
     rows = plan_rows_parse(text=DEFAULT_PLANS_CSV.read_text())
-    by_name = {}
-    for row in rows:
-        short = row.plan_name.split(":", 1)[1].split("-", 1)[0]
-        by_name[row.plan_name] = (row.service_name, short if short in ("private", "shield") else "",
-                                  engine.Plan.from_limits(row.plan_name, row.mem_limit, row.conn_limit, float(row.cost)))
-    return by_name
+    return {row.plan_name: (row.service_name, plan_name_family(row.plan_name),
+                            engine.Plan.from_limits(row.plan_name, row.mem_limit, row.conn_limit, float(row.cost)))
+            for row in rows}
 
 
 def _plan(name, by_name, service=None, option="--plan"):
