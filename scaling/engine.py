@@ -2,7 +2,8 @@
 
 Pure: standard library only, no I/O, no clock (``now`` is an argument), no Django. The
 Celery workers, the ``check_scaling`` command and the offline simulation
-(:mod:`scaling.simulation`) all call :func:`decide` with the same inputs.
+(:mod:`scaling.simulation`) all call :func:`decide` with the same inputs, built by
+:mod:`scaling.services.engine_input`.
 
 Units
     Plan memory is in bytes (plan data gives MiB, 1,048,576 bytes, as Redis counts
@@ -11,50 +12,74 @@ Units
     connection limit: its connection percentage is ``None`` and the connection threshold
     never applies to it.
 
-The rules, in the order :func:`decide` applies them
-    1. Only samples on the current plan count (``plan_name == current.name``), and after a
-       plan change only those taken after ``last_change_at``; none yet means *stay*
-       ("waiting for samples on the new plan"). Samples older than the longest window
-       (plus a little slack for slow metric rates) and samples from the future are ignored.
-    2. A current plan outside ``min_plan..max_plan`` is moved into the range (to the
-       cheapest plan of the range that holds the recent load, or to the nearest end of
-       the range when there is no load to judge by).
-    3. Data drop -- evicted keys or rejected connections rising between consecutive
-       samples of the up window (a counter that goes *down* is a Redis restart, not a
-       rise), or used memory at the plan's limit (``memory_full``, 99 %) -- means *up* at
-       once, even on one or two samples and whatever the averages say. It counts as a
-       breach (``breaching=True``). Redis reports at most its limits while dropping, so
-       the dropping metric is sized at ``data_drop_factor`` (2x) its capped reading.
-    4. Fewer than ``min_samples`` good samples means *stay*.
-    5. Breach: the up-window average of memory % or connection % above its threshold
-       means *up*.
-    6. Early ("premature") scaling: a least-squares line through the trend window's
-       samples, projected ``trend_horizon`` ahead, above the threshold means *up* now --
-       but only when the rise is meaningful: at least ``trend_min_samples`` samples
-       spanning at least a quarter of the trend window, slope t-statistic at least
-       ``trend_min_t`` (twice that while they span less than half the window), a projected rise larger than the residual noise, and the fitted
-       current level at least ``trend_min_level`` of the threshold. Flat noisy load does
-       not pass these tests.
-    7. Down only when, for the whole stabilisation window (the samples must reach back
-       to its start, with no hole longer than the up window or 5 min), every metric stayed
-       under its threshold, no counter rose and no read failed; judged on the window's *peak*, which must fit under
-       ``threshold * (1 - down_margin)`` of the lower plan. A rising metric (slope
-       t-statistic >= 2) must also fit there when projected one stabilisation window
-       ahead, so a rising load is never moved to a plan it would outgrow before the
-       engine could notice. The cheapest plan that fits is chosen (possibly several steps
-       down), never below ``min_plan``. When the window's last half already fits a
-       cheaper plan than the whole window does (the load fell recently), the engine waits
-       for the window to confirm that deeper step instead of stepping down twice (each
-       change restarts the stabilisation clock).
-    8. Otherwise *stay*.
+How a decision is made
+    :func:`decide` measures the samples once (:class:`_Situation`) and then asks the rules
+    of :data:`RULES` in order; the first that returns a :class:`Decision` decides. Each
+    decision names its rule (``Decision.rule``), the metrics that made it fire, and the
+    numbers (:class:`MetricNumbers`: latest sample, window average and peak, fitted trend
+    and projection, threshold); the sentence for people (``Decision.reason``) is rendered
+    from those fields by :func:`render_reason`, so mails, the admin and tests never need to
+    read the prose.
+
+The rules, in order
+    waiting_for_new_plan
+        Only samples on the current plan count (``plan_name == current.name``), and after a
+        plan change (ours or one made by hand and adopted) only those taken after
+        ``last_change_at``; none yet means *stay*. Samples older than the longest window
+        (plus a little slack for slow metric rates) and samples from the future are ignored.
+    below_min_plan
+        A current plan below ``min_plan`` is moved up into the range at once (to the
+        cheapest plan of the range that holds the recent load, or to ``min_plan`` when
+        there is no load to judge by): more capacity is always safe.
+        A plan *above* ``max_plan`` (raised by hand) is not fought: it is judged by the
+        ordinary rules below, so it moves back into the range only by the down rules
+        (whole stabilisation window, peak with margin), and never further up.
+    no_samples
+        Nothing on the current plan in the look-back: *stay*.
+    data_drop
+        Evicted keys or rejected connections rising between consecutive samples of the up
+        window (a counter that goes *down* is a Redis restart, not a rise), or used memory
+        at the plan's limit (``memory_full``, 99 %), mean *up* at once, even on one or two
+        samples and whatever the averages say. It counts as a breach (``breaching=True``).
+        Redis reports at most its limits while dropping, so the dropping metric is sized at
+        ``data_drop_factor`` (2x) its capped reading.
+    too_few_samples
+        Fewer than ``min_samples`` good samples means *stay*.
+    breach
+        The up-window average of memory % or connection % above its threshold means *up*.
+    early_trend
+        Early ("premature") scaling: a least-squares line through the trend window's
+        samples, projected ``trend_horizon`` ahead, above the threshold means *up* now --
+        but only when the rise is meaningful: at least ``trend_min_samples`` samples
+        spanning at least a quarter of the trend window, slope t-statistic at least
+        ``trend_min_t`` (twice that while they span less than half the window), a projected
+        rise larger than the residual noise, and the fitted current level at least
+        ``trend_min_level`` of the threshold. Flat noisy load does not pass these tests.
+    at_min_plan, window_not_observed, gap_in_window, failed_reads_in_window,
+    data_dropped_in_window, peak_over_threshold
+        What keeps a plan from going down (each means *stay*): at the minimum plan; the
+        samples do not reach back to the start of the stabilisation window; a hole in them
+        longer than the up window or 5 min; a failed read; a counter that rose; a metric
+        whose peak went over its threshold in the window.
+    scale_down
+        Down when, for the whole stabilisation window, every metric stayed under its
+        threshold; judged on the window's *peak*, which must fit under
+        ``threshold * (1 - down_margin)`` of the lower plan. A rising metric (slope
+        t-statistic >= 2) must also fit there when projected one stabilisation window
+        ahead. The cheapest plan that fits is chosen (possibly several steps down), never
+        below ``min_plan`` nor above ``max_plan``. When the window's last half already fits
+        a cheaper plan than the whole window does (the load fell recently), the engine
+        waits for the window to confirm that deeper step (rule ``waiting_for_deeper_step``)
+        instead of stepping down twice. No cheaper plan (``no_cheaper_plan``) or none that
+        holds the load (``lower_plan_too_small``) means *stay*.
 
 Up targets
     The cheapest plan above the current one (at least one step) and within the range that
     keeps every metric under its threshold, judged on the larger of the up-window peak and
     the trend projection (when the trend is meaningful). If none does, ``max_plan`` with
-    ``cannot_scale_further=True``; already at ``max_plan`` and breaching means *stay* with
-    ``cannot_scale_further=True`` and ``breaching=True``. A projected (not yet actual)
-    breach at ``max_plan`` stays without the flag: nothing is wrong yet.
+    ``cannot_scale_further=True``; already at (or above) ``max_plan`` and breaching means
+    *stay* with ``cannot_scale_further=True`` and ``breaching=True``. A projected (not yet
+    actual) breach at ``max_plan`` stays without the flag: nothing is wrong yet.
 
 The ladder
     Plans are ordered by memory, then cost, then name (:func:`sort_ladder`); "one step" is
@@ -71,17 +96,24 @@ The windows, when a slow metric rate leaves them nearly empty
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Sequence
+from functools import cached_property
+from typing import Callable, Literal, Sequence
 
 __all__ = [
     "MIB",
     "Plan",
     "Sample",
     "Policy",
+    "Fit",
+    "MetricNumbers",
+    "DataDropped",
+    "DownWindow",
     "Decision",
+    "RULES",
     "decide",
+    "render_reason",
     "sort_ladder",
 ]
 
@@ -96,6 +128,7 @@ _SLOWEST_METRIC_RATE = timedelta(minutes=5)
 _RISING_T = 2.0
 
 Action = Literal["stay", "up", "down"]
+Metric = Literal["memory", "connections"]
 
 
 # --------------------------------------------------------------------------------------
@@ -296,23 +329,129 @@ class Policy:
         )
 
 
+# --------------------------------------------------------------------------------------
+# The decision and its numbers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What ``plan`` would be at for a load: memory and connections in % of its limits
+    (``None``: nothing measured, or, for connections, a plan with unlimited connections)."""
+
+    plan: Plan
+    memory_pct: float | None
+    connection_pct: float | None
+
+    @classmethod
+    def of(cls, plan: Plan, need_memory: float | None, need_connections: float | None) -> "Fit":
+        return cls(
+            plan=plan,
+            memory_pct=None if need_memory is None else plan.memory_pct(need_memory),
+            connection_pct=None if need_connections is None else plan.connection_pct(need_connections),
+        )
+
+
+@dataclass(frozen=True)
+class MetricNumbers:
+    """One metric on the current plan, in % of that plan's limit, as the engine saw it.
+
+    latest_pct
+        The latest good sample.
+    average_pct, peak_pct
+        Mean and highest sample of the up window (``window`` on the decision).
+    trend_slope_pct_per_min, trend_projected_pct
+        The least-squares line through the trend window's samples: its slope, and its value
+        ``trend_horizon`` from now. ``None`` when there are too few samples to fit one.
+    trend_meaningful
+        Whether that rise passes the tests that let it scale up early.
+    """
+
+    metric: Metric
+    threshold: float
+    latest_pct: float | None = None
+    average_pct: float | None = None
+    peak_pct: float | None = None
+    trend_slope_pct_per_min: float | None = None
+    trend_projected_pct: float | None = None
+    trend_horizon: timedelta | None = None
+    trend_meaningful: bool = False
+
+
+@dataclass(frozen=True)
+class DataDropped:
+    """What showed that data is being dropped (rule ``data_drop``)."""
+
+    evicted_keys_rise: int
+    rejected_connections_rise: int
+    memory_full_pct: float | None  # the up window's peak memory, when at the plan's limit
+    sized_for_factor: float
+
+
+@dataclass(frozen=True)
+class DownWindow:
+    """The stabilisation window as the down rules judged it."""
+
+    window: timedelta
+    observed: timedelta | None = None  # how long the plan has been observed, when less than the window
+    gap: timedelta | None = None  # the longest hole in the samples, when too long
+    max_gap: timedelta | None = None
+    failed_reads: int = 0
+    peak_memory_pct: float | None = None
+    peak_connection_pct: float | None = None
+    rising: tuple[Metric, ...] = ()  # metrics whose rise was projected a window ahead
+    margin: float = 0.0
+    memory_limit_pct: float | None = None  # thresholds less the margin
+    connection_limit_pct: float | None = None
+    deeper: Plan | None = None  # the cheaper plan the last half of the window already fits
+
+
 @dataclass(frozen=True)
 class Decision:
-    """What to do, and why (``reason`` is a sentence for people, with the numbers).
+    """What to do, which rule decided it, and the numbers it decided on.
 
-    ``memory_pct``/``connection_pct`` are the up-window averages against the current plan
-    (``None`` when there was nothing to average, or, for connections, when the plan has
-    unlimited connections).
+    ``rule`` names the rule (see the module docstring); ``metrics`` the metrics that made
+    it fire; ``memory``/``connections`` the numbers of each metric on the current plan
+    (``connections`` is ``None`` on a plan with unlimited connections); ``fit`` what the
+    target (or, when none fits, the nearest candidate) would be at; ``reason`` the sentence
+    for people, rendered from these fields.
     """
 
     action: Action
     target: Plan | None
-    reason: str
-    breaching: bool
-    data_drop: bool
-    cannot_scale_further: bool
-    memory_pct: float | None
-    connection_pct: float | None
+    rule: str
+    current: Plan
+    min_plan: Plan
+    max_plan: Plan
+    breaching: bool = False
+    data_drop: bool = False
+    cannot_scale_further: bool = False
+    above_max_plan: bool = False  # the current plan was set above the range outside the app
+    metrics: tuple[Metric, ...] = ()
+    memory: MetricNumbers | None = None
+    connections: MetricNumbers | None = None
+    window: timedelta | None = None  # the up window the averages and peaks cover
+    fit: Fit | None = None
+    dropped: DataDropped | None = None
+    down: DownWindow | None = None
+    samples: int = 0  # good samples in the up window
+    samples_needed: int = 0
+    since_change: timedelta | None = None
+    lookback: timedelta | None = None
+
+    @property
+    def memory_pct(self) -> float | None:
+        """The up-window average of memory % (``None`` when there was nothing to average)."""
+        return self.memory.average_pct if self.memory else None
+
+    @property
+    def connection_pct(self) -> float | None:
+        """The up-window average of connection % (``None`` also on unlimited plans)."""
+        return self.connections.average_pct if self.connections else None
+
+    @property
+    def reason(self) -> str:
+        return render_reason(self)
 
 
 # --------------------------------------------------------------------------------------
@@ -331,36 +470,6 @@ def sort_ladder(ladder: Sequence[Plan]) -> list[Plan]:
     if not plans:
         raise ValueError("the plan ladder is empty")
     return plans
-
-
-def _fmt_pct(value: float) -> str:
-    return f"{value:.1f}%"
-
-
-def _fmt_threshold(value: float) -> str:
-    return f"{value:g}%"
-
-
-def _fmt_duration(td: timedelta) -> str:
-    seconds = int(round(td.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min" if sec == 0 else f"{minutes} min {sec} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h" if minutes == 0 else f"{hours} h {minutes} min"
-
-
-def _fmt_minutes(td: timedelta) -> str:
-    minutes = td.total_seconds() / 60
-    if minutes < 1:
-        return f"{int(round(td.total_seconds()))} s"
-    return f"{minutes:.0f} min" if abs(minutes - round(minutes)) < 0.05 else f"{minutes:.1f} min"
-
-
-def _fmt_count(n: int) -> str:
-    return f"{n:,}"
 
 
 def _counter_rise(samples: Sequence[Sample], attr: str) -> int:
@@ -394,7 +503,7 @@ class _Trend:
         return self.projected - self.level
 
 
-def _fit(points: Sequence[tuple[float, float]], horizon_s: float) -> _Trend | None:
+def _fit_line(points: Sequence[tuple[float, float]], horizon_s: float) -> _Trend | None:
     """Least-squares line through (seconds relative to now, value)."""
     n = len(points)
     if n < 3:
@@ -421,11 +530,15 @@ def _fit(points: Sequence[tuple[float, float]], horizon_s: float) -> _Trend | No
 class _MetricView:
     """One metric (memory or connections) over the windows, in raw units."""
 
-    name: str  # "memory" | "connections"
+    name: Metric
+    attr: str  # the Sample attribute
+    limit: int | None  # the current plan's limit; None: unlimited
+    threshold: float
+    latest: float | None  # the latest good sample
     avg: float | None  # up-window average
     peak: float | None  # up-window peak
     trend: _Trend | None
-    min_t: float = 0.0  # the slope's t-statistic needed (see decide: stricter on a short span)
+    min_t: float = 0.0  # the slope's t-statistic needed (stricter on a short span)
 
     def meaningful_rise(self, policy: Policy) -> bool:
         """The trend rises for real: a significant slope (t-statistic at least
@@ -448,6 +561,27 @@ class _MetricView:
             need = max(need, self.peak * policy.data_drop_factor)
         return need
 
+    def pct(self, value: float | None) -> float | None:
+        if value is None or self.limit is None:
+            return None
+        return value / self.limit * 100.0
+
+    def numbers(self, policy: Policy) -> MetricNumbers | None:
+        if self.limit is None:
+            return None
+        tr = self.trend
+        return MetricNumbers(
+            metric=self.name,
+            threshold=self.threshold,
+            latest_pct=self.pct(self.latest),
+            average_pct=self.pct(self.avg),
+            peak_pct=self.pct(self.peak),
+            trend_slope_pct_per_min=None if tr is None else tr.slope * 60 / self.limit * 100,
+            trend_projected_pct=None if tr is None else self.pct(tr.projected),
+            trend_horizon=None if tr is None else policy.trend_horizon,
+            trend_meaningful=self.meaningful_rise(policy),
+        )
+
 
 def _fits(plan: Plan, need_mem: float | None, need_conn: float | None, mem_limit_pct: float, conn_limit_pct: float) -> bool:
     if need_mem is not None and plan.memory_pct(need_mem) > mem_limit_pct:
@@ -464,21 +598,326 @@ def _cheapest(plans: Sequence[Plan], rank: dict[str, int]) -> Plan | None:
     return min(plans, key=lambda p: (p.monthly_cost, rank[p.name]))
 
 
-def _keeps(plan: Plan, need_mem: float | None, need_conn: float | None) -> str:
-    """'memory at 17.2% and connections at 12.0%' of ``plan`` for the needs."""
-    parts = []
-    if need_mem is not None:
-        parts.append(f"memory at {_fmt_pct(plan.memory_pct(need_mem))}")
-    if plan.connection_limit is None:
-        parts.append("connections unlimited")
-    elif need_conn is not None:
-        parts.append(f"connections at {_fmt_pct(plan.connection_pct(need_conn))}")
-    return " and ".join(parts) if parts else "no load measured"
+# --------------------------------------------------------------------------------------
+# What the samples say (measured once, read by every rule)
+# --------------------------------------------------------------------------------------
+
+
+class _Situation:
+    """The inputs of :func:`decide`, validated, and what the samples measure."""
+
+    def __init__(self, *, current, ladder, min_plan, max_plan, samples, policy, last_change_at, now):
+        plans = sort_ladder(ladder)
+        rank = {p.name: i for i, p in enumerate(plans)}
+        for label, plan in (("current", current), ("min", min_plan), ("max", max_plan)):
+            if plan.name not in rank:
+                raise ValueError(f"{label} plan {plan.name} is not in the plan ladder")
+        self.plans, self.rank = plans, rank
+        self.lo, self.hi, self.cur = rank[min_plan.name], rank[max_plan.name], rank[current.name]
+        if self.lo > self.hi:
+            raise ValueError(f"min plan {min_plan.name} is above max plan {max_plan.name}")
+        self.current = plans[self.cur]
+        self.min_plan, self.max_plan = plans[self.lo], plans[self.hi]
+        self.policy, self.now, self.last_change_at = policy, now, last_change_at
+
+        # The samples that count.
+        oldest = now - policy.lookback
+        self.relevant = sorted(
+            (
+                s
+                for s in samples
+                if s.plan_name == self.current.name
+                and oldest <= s.at <= now
+                and (last_change_at is None or s.at > last_change_at)
+            ),
+            key=lambda s: s.at,
+        )
+        self.good = [s for s in self.relevant if s.usable]
+
+        # Up window: at least the last min_samples good samples.
+        recent = [s for s in self.good if s.at > now - policy.up_window]
+        if len(recent) < policy.min_samples:
+            recent = self.good[-policy.min_samples:]
+        self.recent = recent
+        self.up_span = max(policy.up_window, (now - recent[0].at) if recent else timedelta(0))
+
+        # Trend window: at least the last trend_min_samples good samples. A few readings
+        # just after a start or a change are mostly noise, so a span under half the window
+        # needs a twice as significant slope, and under a quarter of it the trend does not
+        # count: a steep ramp (a queue filling in minutes) is still caught early, flat
+        # noise is not.
+        trend_samples = [s for s in self.good if s.at > now - policy.trend_window]
+        if len(trend_samples) < policy.trend_min_samples:
+            trend_samples = self.good[-policy.trend_min_samples:]
+        trend_span = trend_samples[-1].at - trend_samples[0].at if trend_samples else timedelta(0)
+        if len(trend_samples) < policy.trend_min_samples or trend_span < policy.trend_window / 4:
+            trend_samples = []
+        self.trend_samples = trend_samples
+        self.min_t = policy.trend_min_t * (2 if trend_span < policy.trend_window / 2 else 1)
+
+        self.mem = self._view("memory", "used_memory", self.current.memory_bytes, policy.memory_threshold)
+        self.conn = self._view("connections", "connected_clients", self.current.connection_limit,
+                               policy.connection_threshold)
+        self.need_mem = self.mem.need(policy)
+        self.need_conn = self.conn.need(policy)
+
+    def _view(self, name: Metric, attr: str, limit: int | None, threshold: float) -> _MetricView:
+        values = [getattr(s, attr) for s in self.recent]
+        trend = None
+        if len(self.trend_samples) >= self.policy.trend_min_samples:
+            horizon_s = self.policy.trend_horizon.total_seconds()
+            points = [((s.at - self.now).total_seconds(), float(getattr(s, attr))) for s in self.trend_samples]
+            trend = _fit_line(points, horizon_s)
+        return _MetricView(
+            name=name, attr=attr, limit=limit, threshold=threshold,
+            latest=values[-1] if values else None,
+            avg=sum(values) / len(values) if values else None,
+            peak=max(values) if values else None,
+            trend=trend, min_t=self.min_t,
+        )
+
+    @property
+    def views(self) -> tuple[_MetricView, _MetricView]:
+        return self.mem, self.conn
+
+    def fitting(self, candidates: Sequence[Plan], need_mem: float | None, need_conn: float | None) -> Plan | None:
+        """The cheapest candidate that keeps both needs under the thresholds."""
+        policy = self.policy
+        fit = [p for p in candidates if _fits(p, need_mem, need_conn, policy.memory_threshold, policy.connection_threshold)]
+        return _cheapest(fit, self.rank)
+
+    def decision(self, action: Action, rule: str, target: Plan | None = None, **fields) -> Decision:
+        return Decision(
+            action=action, target=target, rule=rule,
+            current=self.current, min_plan=self.min_plan, max_plan=self.max_plan,
+            above_max_plan=self.cur > self.hi,
+            memory=self.mem.numbers(self.policy), connections=self.conn.numbers(self.policy),
+            window=self.up_span, samples=len(self.recent), samples_needed=self.policy.min_samples,
+            lookback=self.policy.lookback,
+            **fields,
+        )
+
+    def up(self, rule: str, *, metrics: tuple[Metric, ...] = (), breaching: bool, data_drop: bool = False,
+           need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None) -> Decision:
+        """Up to the cheapest plan of the range that holds the needs, at least one step; the
+        max plan (cannot scale further) when none does; stay when already at or above it."""
+        common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped)
+        if self.cur >= self.hi:
+            return self.decision("stay", rule, cannot_scale_further=breaching or data_drop, **common)
+        target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn)
+        if target is None:
+            return self.decision("up", rule, self.max_plan, cannot_scale_further=True,
+                                 fit=Fit.of(self.max_plan, need_mem, need_conn), **common)
+        return self.decision("up", rule, target, fit=Fit.of(target, need_mem, need_conn), **common)
+
+    # --- the stabilisation window, for the down rules ---
+
+    @cached_property
+    def down_window(self) -> list[Sample] | None:
+        """The samples from the last one at or before the window's start; ``None`` when
+        none reaches back that far."""
+        window_start = self.now - self.policy.stabilisation_window
+        anchors = [s for s in self.relevant if s.at <= window_start]
+        if not anchors:
+            return None
+        return [s for s in self.relevant if s.at >= anchors[-1].at]
+
+    def down(self, **fields) -> DownWindow:
+        return DownWindow(window=self.policy.stabilisation_window, **fields)
 
 
 # --------------------------------------------------------------------------------------
-# The decision
+# The rules: each returns a Decision, or None to let the next rule judge
 # --------------------------------------------------------------------------------------
+
+def waiting_for_new_plan(s: _Situation) -> Decision | None:
+    if s.last_change_at is not None and not s.relevant:
+        return s.decision("stay", "waiting_for_new_plan", since_change=s.now - s.last_change_at)
+    return None
+
+
+def below_min_plan(s: _Situation) -> Decision | None:
+    if s.cur >= s.lo:
+        return None
+    in_range = s.plans[s.lo:s.hi + 1]
+    if s.need_mem is None:  # no load to size it by
+        return s.decision("up", "below_min_plan", s.min_plan)
+    target = s.fitting(in_range, s.need_mem, s.need_conn)
+    cannot = target is None
+    target = target or s.max_plan
+    return s.decision("up", "below_min_plan", target, cannot_scale_further=cannot,
+                      fit=Fit.of(target, s.need_mem, s.need_conn))
+
+
+def no_samples(s: _Situation) -> Decision | None:
+    if not s.relevant:
+        return s.decision("stay", "no_samples")
+    return None
+
+
+def data_drop(s: _Situation) -> Decision | None:
+    policy = s.policy
+    evicted = _counter_rise(s.recent, "evicted_keys")
+    rejected = _counter_rise(s.recent, "rejected_connections")
+    memory_full = s.mem.peak is not None and s.mem.peak >= policy.memory_full * s.current.memory_bytes
+    if not (evicted or rejected or memory_full):
+        return None
+    # Dropping data is worse than a breach: it counts as one whatever the averages. The
+    # readings are capped at the limits, so size for data_drop_factor times them.
+    metrics = tuple(m for m, dropping in (("memory", evicted or memory_full), ("connections", rejected)) if dropping)
+    dropped = DataDropped(
+        evicted_keys_rise=evicted, rejected_connections_rise=rejected,
+        memory_full_pct=s.current.memory_pct(s.mem.peak) if memory_full else None,
+        sized_for_factor=policy.data_drop_factor,
+    )
+    return s.up(
+        "data_drop", metrics=metrics, breaching=True, data_drop=True, dropped=dropped,
+        need_mem=s.mem.need(policy, dropping=bool(evicted) or memory_full),
+        need_conn=s.conn.need(policy, dropping=bool(rejected)),
+    )
+
+
+def too_few_samples(s: _Situation) -> Decision | None:
+    if len(s.recent) < s.policy.min_samples:
+        return s.decision("stay", "too_few_samples")
+    return None
+
+
+def breach(s: _Situation) -> Decision | None:
+    metrics = tuple(
+        v.name for v in s.views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
+    )
+    if metrics:
+        return s.up("breach", metrics=metrics, breaching=True, need_mem=s.need_mem, need_conn=s.need_conn)
+    return None
+
+
+def early_trend(s: _Situation) -> Decision | None:
+    metrics = tuple(
+        v.name for v in s.views
+        if v.limit is not None and v.meaningful_rise(s.policy)
+        and v.pct(v.trend.projected) > v.threshold
+        and v.pct(v.trend.level) >= s.policy.trend_min_level * v.threshold
+    )
+    if metrics:
+        return s.up("early_trend", metrics=metrics, breaching=False, need_mem=s.need_mem, need_conn=s.need_conn)
+    return None
+
+
+def at_min_plan(s: _Situation) -> Decision | None:
+    if s.cur <= s.lo:
+        return s.decision("stay", "at_min_plan")
+    return None
+
+
+def window_not_observed(s: _Situation) -> Decision | None:
+    if s.down_window is None:
+        return s.decision("stay", "window_not_observed", down=s.down(observed=s.now - s.relevant[0].at))
+    return None
+
+
+def gap_in_window(s: _Situation) -> Decision | None:
+    # "Observed the whole window" also means no hole in it: a stopped collector leaves
+    # gaps (a failed read is recorded as a sample with ok=False and caught below).
+    max_gap = max(s.policy.up_window, _SLOWEST_METRIC_RATE)
+    times = [x.at for x in s.down_window] + [s.now]
+    gap = max(b - a for a, b in zip(times, times[1:]))
+    if gap > max_gap:
+        return s.decision("stay", "gap_in_window", down=s.down(gap=gap, max_gap=max_gap))
+    return None
+
+
+def failed_reads_in_window(s: _Situation) -> Decision | None:
+    failed = sum(1 for x in s.down_window if not x.usable)
+    if failed:
+        return s.decision("stay", "failed_reads_in_window", down=s.down(failed_reads=failed))
+    return None
+
+
+def data_dropped_in_window(s: _Situation) -> Decision | None:
+    if _counter_rise(s.down_window, "evicted_keys") or _counter_rise(s.down_window, "rejected_connections"):
+        return s.decision("stay", "data_dropped_in_window", down=s.down())
+    return None
+
+
+def peak_over_threshold(s: _Situation) -> Decision | None:
+    peak_mem = s.current.memory_pct(max(x.used_memory for x in s.down_window))
+    peak_conn = s.current.connection_pct(max(x.connected_clients for x in s.down_window))
+    metrics = tuple(
+        name for name, peak, thr in (("memory", peak_mem, s.policy.memory_threshold),
+                                     ("connections", peak_conn, s.policy.connection_threshold))
+        if peak is not None and peak > thr
+    )
+    if metrics:
+        return s.decision("stay", "peak_over_threshold", metrics=metrics,
+                          down=s.down(peak_memory_pct=peak_mem, peak_connection_pct=peak_conn))
+    return None
+
+
+def scale_down(s: _Situation) -> Decision:
+    policy, stab = s.policy, s.policy.stabilisation_window
+    window = s.down_window
+    peak_mem = max(x.used_memory for x in window)
+    peak_conn = max(x.connected_clients for x in window)
+
+    # A rising trend must still fit the lower plan when projected over another
+    # stabilisation window: the soonest the engine could be sure enough to come back down.
+    need = {"memory": float(peak_mem), "connections": float(peak_conn)}
+    rising = []
+    for view in s.views:
+        tr = view.trend
+        if tr is None or tr.slope <= 0 or tr.t_stat < _RISING_T:
+            continue
+        need[view.name] = max(need[view.name], tr.level + tr.slope * stab.total_seconds())
+        rising.append(view.name)
+    need_mem, need_conn = need["memory"], need["connections"]
+
+    margin = 1 - policy.down_margin
+    mem_down, conn_down = policy.memory_threshold * margin, policy.connection_threshold * margin
+    # Never above the max plan: a plan raised above the range by hand comes back into it.
+    lower = [p for p in s.plans[s.lo:min(s.cur, s.hi + 1)] if p.monthly_cost < s.current.monthly_cost]
+    target = _cheapest([p for p in lower if _fits(p, need_mem, need_conn, mem_down, conn_down)], s.rank)
+    figures = dict(
+        peak_memory_pct=s.current.memory_pct(peak_mem), peak_connection_pct=s.current.connection_pct(peak_conn),
+        rising=tuple(rising), margin=policy.down_margin, memory_limit_pct=mem_down, connection_limit_pct=conn_down,
+    )
+
+    # The load fell within the window: if its last half already fits a cheaper plan than
+    # the whole window's peak does, wait (at most half a window) and take one step there
+    # rather than an intermediate step that restarts the stabilisation clock.
+    half = [x for x in window if x.at >= s.now - stab / 2]
+    if target is not None and half:
+        half_mem = max(need_mem - peak_mem + max(x.used_memory for x in half), 0.0)
+        half_conn = max(need_conn - peak_conn + max(x.connected_clients for x in half), 0.0)
+        deeper = _cheapest([p for p in lower if _fits(p, half_mem, half_conn, mem_down, conn_down)], s.rank)
+        if deeper is not None and deeper.monthly_cost < target.monthly_cost:
+            return s.decision("stay", "waiting_for_deeper_step", fit=Fit.of(target, need_mem, need_conn),
+                              down=s.down(deeper=deeper, **figures))
+    if target is None:
+        if not lower:
+            return s.decision("stay", "no_cheaper_plan", down=s.down(**figures))
+        return s.decision("stay", "lower_plan_too_small", fit=Fit.of(lower[-1], need_mem, need_conn),
+                          down=s.down(**figures))
+    return s.decision("down", "scale_down", target, fit=Fit.of(target, need_mem, need_conn), down=s.down(**figures))
+
+
+RULES: tuple[Callable[[_Situation], Decision | None], ...] = (
+    waiting_for_new_plan,
+    below_min_plan,
+    no_samples,
+    data_drop,
+    too_few_samples,
+    breach,
+    early_trend,
+    at_min_plan,
+    window_not_observed,
+    gap_in_window,
+    failed_reads_in_window,
+    data_dropped_in_window,
+    peak_over_threshold,
+    scale_down,
+)
+"""The rules in the order :func:`decide` asks them; the first decision wins."""
 
 
 def decide(
@@ -495,313 +934,195 @@ def decide(
     """Decide whether to stay on ``current`` or move up or down. See the module docstring
     for the rules. ``current``, ``min_plan`` and ``max_plan`` must be in ``ladder`` (by
     name); ``min_plan`` must not be above ``max_plan``."""
-    plans = sort_ladder(ladder)
-    rank = {p.name: i for i, p in enumerate(plans)}
-    for label, plan in (("current", current), ("min", min_plan), ("max", max_plan)):
-        if plan.name not in rank:
-            raise ValueError(f"{label} plan {plan.name} is not in the plan ladder")
-    current = plans[rank[current.name]]
-    lo, hi, cur = rank[min_plan.name], rank[max_plan.name], rank[current.name]
-    if lo > hi:
-        raise ValueError(f"min plan {min_plan.name} is above max plan {max_plan.name}")
-    min_plan, max_plan = plans[lo], plans[hi]
-    mem_thr, conn_thr = policy.memory_threshold, policy.connection_threshold
-    conn_limited = current.connection_limit is not None
+    situation = _Situation(current=current, ladder=ladder, min_plan=min_plan, max_plan=max_plan,
+                           samples=samples, policy=policy, last_change_at=last_change_at, now=now)
+    for rule in RULES:
+        decision = rule(situation)
+        if decision is not None:
+            return decision
+    raise AssertionError("scale_down always decides")  # pragma: no cover
 
-    def decision(action: Action, target: Plan | None, reason: str, *, breaching=False, data_drop=False,
-                 cannot=False, mem_pct=None, conn_pct=None) -> Decision:
-        return Decision(
-            action=action,
-            target=target,
-            reason=reason,
-            breaching=breaching,
-            data_drop=data_drop,
-            cannot_scale_further=cannot,
-            memory_pct=mem_pct,
-            connection_pct=conn_pct if conn_limited else None,
+
+# --------------------------------------------------------------------------------------
+# The reason, for people
+# --------------------------------------------------------------------------------------
+
+
+def _fmt_pct(value: float) -> str:
+    return f"{value:.1f}%"
+
+
+def _fmt_threshold(value: float) -> str:
+    return f"{value:g}%"
+
+
+def _fmt_duration(td: timedelta) -> str:
+    seconds = int(round(td.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min" if sec == 0 else f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" if minutes == 0 else f"{hours} h {minutes} min"
+
+
+def _fmt_minutes(td: timedelta) -> str:
+    minutes = td.total_seconds() / 60
+    if minutes < 1:
+        return f"{int(round(td.total_seconds()))} s"
+    return f"{minutes:.0f} min" if abs(minutes - round(minutes)) < 0.05 else f"{minutes:.1f} min"
+
+
+def _fmt_slope(points_per_min: float) -> str:
+    return f"{points_per_min:+.2f}" if abs(points_per_min) < 10 else f"{points_per_min:+.1f}"
+
+
+def _keeps(fit: Fit) -> str:
+    """'memory at 17.2% and connections at 12.0%' of the fit's plan."""
+    parts = []
+    if fit.memory_pct is not None:
+        parts.append(f"memory at {_fmt_pct(fit.memory_pct)}")
+    if fit.plan.connection_limit is None:
+        parts.append("connections unlimited")
+    elif fit.connection_pct is not None:
+        parts.append(f"connections at {_fmt_pct(fit.connection_pct)}")
+    return " and ".join(parts) if parts else "no load measured"
+
+
+def _numbers_of(d: Decision, metric: Metric) -> MetricNumbers:
+    return d.memory if metric == "memory" else d.connections
+
+
+def _averages(d: Decision) -> str:
+    """The up window's averages and latest samples, which every stay of the down rules quotes."""
+    text = f"memory averaged {_fmt_pct(d.memory.average_pct)}"
+    latest = f"latest sample memory {_fmt_pct(d.memory.latest_pct)}"
+    thresholds = _fmt_threshold(d.memory.threshold)
+    if d.connections is not None:
+        text += f" and connections {_fmt_pct(d.connections.average_pct)}"
+        latest += f", connections {_fmt_pct(d.connections.latest_pct)}"
+        thresholds += f"/{_fmt_threshold(d.connections.threshold)}"
+    return f"{text} of {d.current.name} over {_fmt_duration(d.window)} ({latest}; thresholds {thresholds})"
+
+
+def _breach_text(d: Decision) -> str:
+    parts = []
+    for metric in d.metrics:
+        n = _numbers_of(d, metric)
+        parts.append(
+            f"{metric} averaged {_fmt_pct(n.average_pct)} of {d.current.name} over {_fmt_duration(d.window)} "
+            f"(threshold {_fmt_threshold(n.threshold)}; latest sample {_fmt_pct(n.latest_pct)})"
         )
+    return " and ".join(parts)
 
-    # 1. The samples that count.
-    oldest = now - policy.lookback
-    relevant = sorted(
-        (
-            s
-            for s in samples
-            if s.plan_name == current.name
-            and oldest <= s.at <= now
-            and (last_change_at is None or s.at > last_change_at)
-        ),
-        key=lambda s: s.at,
-    )
-    good = [s for s in relevant if s.usable]
 
-    # Up window: at least the last min_samples good samples.
-    up_start = now - policy.up_window
-    recent = [s for s in good if s.at > up_start]
-    if len(recent) < policy.min_samples:
-        recent = good[-policy.min_samples:]
-    recent_span = (now - recent[0].at) if recent else timedelta(0)
-    up_span = max(policy.up_window, recent_span)
-
-    # Trend window: at least the last trend_min_samples good samples. A few readings just
-    # after a start or a change are mostly noise, so a span under half the window needs a
-    # twice as significant slope, and under a quarter of it the trend does not count: a
-    # steep ramp (a queue filling in minutes) is still caught early, flat noise is not.
-    trend_start = now - policy.trend_window
-    trend_samples = [s for s in good if s.at > trend_start]
-    if len(trend_samples) < policy.trend_min_samples:
-        trend_samples = good[-policy.trend_min_samples:]
-    trend_span = trend_samples[-1].at - trend_samples[0].at if trend_samples else timedelta(0)
-    if len(trend_samples) < policy.trend_min_samples or trend_span < policy.trend_window / 4:
-        trend_samples = []
-    min_t = policy.trend_min_t * (2 if trend_span < policy.trend_window / 2 else 1)
-    horizon_s = policy.trend_horizon.total_seconds()
-
-    def view(name: str, attr: str) -> _MetricView:
-        values = [getattr(s, attr) for s in recent]
-        avg = sum(values) / len(values) if values else None
-        peak = max(values) if values else None
-        trend = None
-        if len(trend_samples) >= policy.trend_min_samples:
-            trend = _fit([((s.at - now).total_seconds(), float(getattr(s, attr))) for s in trend_samples], horizon_s)
-        return _MetricView(name=name, avg=avg, peak=peak, trend=trend, min_t=min_t)
-
-    mem = view("memory", "used_memory")
-    conn = view("connections", "connected_clients")
-    mem_pct = current.memory_pct(mem.avg) if mem.avg is not None else None
-    conn_pct = current.connection_pct(conn.avg) if conn.avg is not None else None
-    need_mem = mem.need(policy)
-    need_conn = conn.need(policy)
-
-    def fitting(candidates: Sequence[Plan], nm: float | None, nc: float | None) -> Plan | None:
-        return _cheapest([p for p in candidates if _fits(p, nm, nc, mem_thr, conn_thr)], rank)
-
-    if last_change_at is not None and not relevant:
-        return decision(
-            "stay", None,
-            f"waiting for samples on the new plan {current.name} (changed {_fmt_duration(now - last_change_at)} ago)",
+def _early_text(d: Decision) -> str:
+    parts = []
+    for metric in d.metrics:
+        n = _numbers_of(d, metric)
+        parts.append(
+            f"{metric} is projected to reach {_fmt_pct(n.trend_projected_pct)} of {d.current.name} "
+            f"(threshold {_fmt_threshold(n.threshold)}) in {_fmt_minutes(n.trend_horizon)}: latest sample "
+            f"{_fmt_pct(n.latest_pct)}, fitted trend {_fmt_slope(n.trend_slope_pct_per_min)} points/min"
         )
+    return " and ".join(parts)
 
-    # 2. Outside min..max: move into the range.
-    if cur < lo or cur > hi:
-        in_range = plans[lo:hi + 1]
-        have_load = need_mem is not None
-        target = fitting(in_range, need_mem, need_conn) if have_load else None
-        cannot = False
-        if target is None:
-            if have_load:
-                target, cannot = max_plan, True
-            else:
-                target = min_plan if cur < lo else max_plan
-        where = f"below the minimum plan {min_plan.name}" if cur < lo else f"above the maximum plan {max_plan.name}"
-        load = f"; {target.name} keeps {_keeps(target, need_mem, need_conn)}" if have_load else "; no recent samples to size it by"
-        if cannot:
-            load += f" (above the thresholds, but {max_plan.name} is the maximum)"
-        return decision(
-            "up" if cur < lo else "down", target,
-            f"{current.name} is {where}; moving into the allowed range{load}",
-            cannot=cannot, mem_pct=mem_pct, conn_pct=conn_pct,
-        )
 
-    if not relevant:
-        return decision(
-            "stay", None,
-            f"no samples on {current.name} in the last {_fmt_duration(policy.lookback)}; nothing to decide on",
-        )
-
-    def go_up(why: str, *, breaching: bool, data_drop: bool, nm: float | None = need_mem,
-              nc: float | None = need_conn) -> Decision:
-        if cur >= hi:
-            if breaching or data_drop:
-                return decision(
-                    "stay", None,
-                    f"{why}; cannot scale further: {current.name} is the maximum plan",
-                    breaching=breaching, data_drop=data_drop, cannot=True, mem_pct=mem_pct, conn_pct=conn_pct,
-                )
-            return decision(
-                "stay", None,
-                f"{why}; {current.name} is already the maximum plan",
-                mem_pct=mem_pct, conn_pct=conn_pct,
-            )
-        target = fitting(plans[cur + 1:hi + 1], nm, nc)
-        if target is None:
-            return decision(
-                "up", max_plan,
-                f"{why}; no plan up to the maximum {max_plan.name} keeps every metric under its threshold, "
-                f"going to {max_plan.name} ({_keeps(max_plan, nm, nc)}); cannot scale further",
-                breaching=breaching, data_drop=data_drop, cannot=True, mem_pct=mem_pct, conn_pct=conn_pct,
-            )
-        return decision(
-            "up", target, f"{why}; {target.name} keeps {_keeps(target, nm, nc)}",
-            breaching=breaching, data_drop=data_drop, mem_pct=mem_pct, conn_pct=conn_pct,
-        )
-
-    # 3. Data drop, at once.
-    window_text = _fmt_duration(up_span)
+def _drop_text(d: Decision) -> str:
+    x = d.dropped
     drops = []
-    evicted = _counter_rise(recent, "evicted_keys")
-    rejected = _counter_rise(recent, "rejected_connections")
-    memory_full = mem.peak is not None and mem.peak >= policy.memory_full * current.memory_bytes
-    if evicted > 0:
-        drops.append(f"evicted keys rose by {_fmt_count(evicted)}")
-    if rejected > 0:
-        drops.append(f"rejected connections rose by {_fmt_count(rejected)}")
-    if memory_full:
-        drops.append(f"memory reached {_fmt_pct(current.memory_pct(mem.peak))} of {current.name}'s limit")
-    if drops:
-        # Dropping data is worse than a breach: it counts as one whatever the averages.
-        # The readings are capped at the limits, so size for data_drop_factor times them.
-        why = (
-            f"data is being dropped: {', '.join(drops)} in the last {window_text} "
-            f"(sized for {policy.data_drop_factor:g}x the capped readings)"
-        )
-        return go_up(
-            why, breaching=True, data_drop=True,
-            nm=mem.need(policy, dropping=bool(evicted) or memory_full),
-            nc=conn.need(policy, dropping=bool(rejected)),
-        )
-
-    # 4. Enough samples?
-    if len(recent) < policy.min_samples:
-        return decision(
-            "stay", None,
-            f"too few samples on {current.name}: {len(recent)} of the {policy.min_samples} needed",
-            mem_pct=mem_pct, conn_pct=conn_pct,
-        )
-
-    # 5. Breach on the up-window average.
-    breaches = []
-    if mem_pct is not None and mem_pct > mem_thr:
-        breaches.append(f"memory averaged {_fmt_pct(mem_pct)} of {current.name} (threshold {_fmt_threshold(mem_thr)})")
-    if conn_pct is not None and conn_pct > conn_thr:
-        breaches.append(
-            f"connections averaged {_fmt_pct(conn_pct)} of {current.name} (threshold {_fmt_threshold(conn_thr)})"
-        )
-    if breaches:
-        return go_up(f"{' and '.join(breaches)} over {window_text}", breaching=True, data_drop=False)
-
-    # 6. Early: the trend crosses a threshold within the horizon.
-    early = []
-    for metric, limit, thr in (
-        (mem, current.memory_bytes, mem_thr),
-        (conn, current.connection_limit, conn_thr),
-    ):
-        if limit is None or not metric.meaningful_rise(policy):
-            continue
-        tr = metric.trend
-        level_pct, projected_pct = tr.level / limit * 100, tr.projected / limit * 100
-        if projected_pct > thr and level_pct >= policy.trend_min_level * thr:
-            early.append(
-                f"{metric.name} is projected to reach {_fmt_pct(projected_pct)} of {current.name} "
-                f"(threshold {_fmt_threshold(thr)}) in {_fmt_minutes(policy.trend_horizon)} "
-                f"(now {_fmt_pct(level_pct)}, rising {tr.slope * 60 / limit * 100:.2f} points/min)"
-            )
-    if early:
-        return go_up(" and ".join(early), breaching=False, data_drop=False)
-
-    # 7. Down?
-    averages = f"memory averaged {_fmt_pct(mem_pct)}"
-    if conn_pct is not None:
-        averages += f" and connections {_fmt_pct(conn_pct)}"
-    averages += f" of {current.name} over {window_text} (thresholds {_fmt_threshold(mem_thr)}/{_fmt_threshold(conn_thr)})"
-
-    def stay(why: str) -> Decision:
-        return decision("stay", None, f"{averages}; {why}", mem_pct=mem_pct, conn_pct=conn_pct)
-
-    if cur <= lo:
-        return stay(f"{current.name} is the minimum plan")
-    stab = policy.stabilisation_window
-    window_start = now - stab
-    anchors = [s for s in relevant if s.at <= window_start]
-    if not anchors:
-        observed = now - relevant[0].at
-        return stay(
-            f"observed {current.name} for {_fmt_duration(observed)} of the {_fmt_duration(stab)} needed before scaling down"
-        )
-    down_window = [s for s in relevant if s.at >= anchors[-1].at]
-    # "Observed the whole window" also means no hole in it: a stopped collector leaves
-    # gaps (a failed read is recorded as a sample with ok=False and caught below).
-    max_gap = max(policy.up_window, _SLOWEST_METRIC_RATE)
-    times = [s.at for s in down_window] + [now]
-    gap = max(b - a for a, b in zip(times, times[1:]))
-    if gap > max_gap:
-        return stay(
-            f"no samples for {_fmt_duration(gap)} in the last {_fmt_duration(stab)} "
-            f"(more than {_fmt_duration(max_gap)}); not scaling down"
-        )
-    failed = [s for s in down_window if not s.usable]
-    if failed:
-        return stay(f"{len(failed)} failed read(s) in the last {_fmt_duration(stab)}; not scaling down")
-    ev = _counter_rise(down_window, "evicted_keys")
-    rj = _counter_rise(down_window, "rejected_connections")
-    if ev or rj:
-        return stay(f"keys were evicted or connections rejected in the last {_fmt_duration(stab)}; not scaling down")
-    peak_mem = max(s.used_memory for s in down_window)
-    peak_conn = max(s.connected_clients for s in down_window)
-    peak_mem_pct = current.memory_pct(peak_mem)
-    peak_conn_pct = current.connection_pct(peak_conn)
-    if peak_mem_pct > mem_thr or (peak_conn_pct is not None and peak_conn_pct > conn_thr):
-        peaks = f"memory peaked at {_fmt_pct(peak_mem_pct)}"
-        if peak_conn_pct is not None:
-            peaks += f" and connections at {_fmt_pct(peak_conn_pct)}"
-        return stay(f"{peaks} in the last {_fmt_duration(stab)}; not scaling down")
-
-    # A rising trend must still fit the lower plan when projected over another
-    # stabilisation window: the soonest the engine could be sure enough to come back down.
-    need_down_mem, need_down_conn = float(peak_mem), float(peak_conn)
-    rising = []
-    for metric in (mem, conn):
-        tr = metric.trend
-        if tr is None or tr.slope <= 0 or tr.t_stat < _RISING_T:
-            continue
-        ahead = tr.level + tr.slope * stab.total_seconds()
-        if metric.name == "memory":
-            need_down_mem = max(need_down_mem, ahead)
-        else:
-            need_down_conn = max(need_down_conn, ahead)
-        rising.append(metric.name)
-
-    margin = 1 - policy.down_margin
-    mem_down, conn_down = mem_thr * margin, conn_thr * margin
-    lower = [p for p in plans[lo:cur] if p.monthly_cost < current.monthly_cost]
-    target = _cheapest([p for p in lower if _fits(p, need_down_mem, need_down_conn, mem_down, conn_down)], rank)
-
-    # The load fell within the window: if its last half already fits a cheaper plan than
-    # the whole window's peak does, wait (at most half a window) and take one step there
-    # rather than an intermediate step that restarts the stabilisation clock.
-    half = [s for s in down_window if s.at >= now - stab / 2]
-    if target is not None and half:
-        half_mem = max(need_down_mem - peak_mem + max(s.used_memory for s in half), 0.0)
-        half_conn = max(need_down_conn - peak_conn + max(s.connected_clients for s in half), 0.0)
-        deeper = _cheapest([p for p in lower if _fits(p, half_mem, half_conn, mem_down, conn_down)], rank)
-        if deeper is not None and deeper.monthly_cost < target.monthly_cost:
-            return stay(
-                f"load fell in the last {_fmt_duration(stab / 2)}: waiting for the whole "
-                f"{_fmt_duration(stab)} window to confirm {deeper.name} rather than stepping to "
-                f"{target.name} first"
-            )
-    peaks_text = f"peak memory {_fmt_pct(peak_mem_pct)}"
-    if peak_conn_pct is not None:
-        peaks_text += f", peak connections {_fmt_pct(peak_conn_pct)}"
-    what = f"the {_fmt_duration(stab)} peak"
-    if rising:
-        what += (
-            f" and the projection {_fmt_duration(stab)} ahead of the rising "
-            f"{' and '.join(rising)}"
-        )
-    limits_text = f"memory {_fmt_threshold(round(mem_down, 1))}, connections {_fmt_threshold(round(conn_down, 1))}"
-    if target is None:
-        if not lower:
-            return stay(f"no cheaper plan above the minimum {min_plan.name}")
-        nearest = lower[-1]
-        return stay(
-            f"{nearest.name} would keep {_keeps(nearest, need_down_mem, need_down_conn)} for {what}, "
-            f"over the down limits ({limits_text}: thresholds less the {policy.down_margin:.0%} margin)"
-        )
-    return decision(
-        "down", target,
-        f"every metric stayed under its threshold for {_fmt_duration(stab)} on {current.name} ({peaks_text}); "
-        f"{target.name} keeps {_keeps(target, need_down_mem, need_down_conn)} for {what} "
-        f"(down limits {limits_text}: thresholds less the {policy.down_margin:.0%} margin)",
-        mem_pct=mem_pct, conn_pct=conn_pct,
+    if x.evicted_keys_rise:
+        drops.append(f"evicted keys rose by {x.evicted_keys_rise:,}")
+    if x.rejected_connections_rise:
+        drops.append(f"rejected connections rose by {x.rejected_connections_rise:,}")
+    if x.memory_full_pct is not None:
+        drops.append(f"memory reached {_fmt_pct(x.memory_full_pct)} of {d.current.name}'s limit")
+    return (
+        f"data is being dropped: {', '.join(drops)} in the last {_fmt_duration(d.window)} "
+        f"(sized for {x.sized_for_factor:g}x the capped readings)"
     )
+
+
+def _up_outcome(d: Decision, why: str) -> str:
+    """The end of an up rule's reason: where it goes, or why it cannot."""
+    top = "above the maximum plan" if d.above_max_plan else "the maximum plan"
+    if d.action == "stay":
+        if d.cannot_scale_further:
+            return f"{why}; cannot scale further: {d.current.name} is {top}"
+        return f"{why}; {d.current.name} is already {top}"
+    if d.cannot_scale_further:
+        return (
+            f"{why}; no plan up to the maximum {d.max_plan.name} keeps every metric under its threshold, "
+            f"going to {d.max_plan.name} ({_keeps(d.fit)}); cannot scale further"
+        )
+    return f"{why}; {d.target.name} keeps {_keeps(d.fit)}"
+
+
+def _down_text(d: Decision) -> str:
+    w = d.down
+    stab = _fmt_duration(w.window) if w else ""
+    if d.rule == "at_min_plan":
+        return f"{d.current.name} is the minimum plan"
+    if d.rule == "window_not_observed":
+        return f"observed {d.current.name} for {_fmt_duration(w.observed)} of the {stab} needed before scaling down"
+    if d.rule == "gap_in_window":
+        return (f"no samples for {_fmt_duration(w.gap)} in the last {stab} "
+                f"(more than {_fmt_duration(w.max_gap)}); not scaling down")
+    if d.rule == "failed_reads_in_window":
+        return f"{w.failed_reads} failed read(s) in the last {stab}; not scaling down"
+    if d.rule == "data_dropped_in_window":
+        return f"keys were evicted or connections rejected in the last {stab}; not scaling down"
+    if d.rule == "peak_over_threshold":
+        peaks = f"memory peaked at {_fmt_pct(w.peak_memory_pct)}"
+        if w.peak_connection_pct is not None:
+            peaks += f" and connections at {_fmt_pct(w.peak_connection_pct)}"
+        return f"{peaks} in the last {stab}; not scaling down"
+    if d.rule == "waiting_for_deeper_step":
+        return (f"load fell in the last {_fmt_duration(w.window / 2)}: waiting for the whole {stab} window "
+                f"to confirm {w.deeper.name} rather than stepping to {d.fit.plan.name} first")
+    if d.rule == "no_cheaper_plan":
+        return f"no cheaper plan above the minimum {d.min_plan.name}"
+    what = f"the {stab} peak"
+    if w.rising:
+        what += f" and the projection {stab} ahead of the rising {' and '.join(w.rising)}"
+    limits = (f"memory {_fmt_threshold(round(w.memory_limit_pct, 1))}, "
+              f"connections {_fmt_threshold(round(w.connection_limit_pct, 1))}")
+    if d.rule == "lower_plan_too_small":
+        return (f"{d.fit.plan.name} would keep {_keeps(d.fit)} for {what}, over the down limits "
+                f"({limits}: thresholds less the {w.margin:.0%} margin)")
+    peaks = f"peak memory {_fmt_pct(w.peak_memory_pct)}"
+    if w.peak_connection_pct is not None:
+        peaks += f", peak connections {_fmt_pct(w.peak_connection_pct)}"
+    return (f"every metric stayed under its threshold for {stab} on {d.current.name} ({peaks}); "
+            f"{d.target.name} keeps {_keeps(d.fit)} for {what} "
+            f"(down limits {limits}: thresholds less the {w.margin:.0%} margin)")
+
+
+def render_reason(d: Decision) -> str:
+    """The one sentence for people, from the decision's fields."""
+    if d.rule == "waiting_for_new_plan":
+        text = f"waiting for samples on the new plan {d.current.name} (changed {_fmt_duration(d.since_change)} ago)"
+    elif d.rule == "below_min_plan":
+        text = f"{d.current.name} is below the minimum plan {d.min_plan.name}; moving into the allowed range"
+        if d.fit is None:
+            text += "; no recent samples to size it by"
+        else:
+            text += f"; {d.target.name} keeps {_keeps(d.fit)}"
+            if d.cannot_scale_further:
+                text += f" (above the thresholds, but {d.max_plan.name} is the maximum)"
+    elif d.rule == "no_samples":
+        text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
+    elif d.rule == "data_drop":
+        text = _up_outcome(d, _drop_text(d))
+    elif d.rule == "too_few_samples":
+        text = f"too few samples on {d.current.name}: {d.samples} of the {d.samples_needed} needed"
+    elif d.rule == "breach":
+        text = _up_outcome(d, _breach_text(d))
+    elif d.rule == "early_trend":
+        text = _up_outcome(d, _early_text(d))
+    else:
+        text = f"{_averages(d)}; {_down_text(d)}"
+    if d.above_max_plan:
+        text = f"{d.current.name} is above the maximum plan {d.max_plan.name} (set outside the app); {text}"
+    return text
