@@ -22,7 +22,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from benchmarks.baselines import baseline_original_rule, hindsight_floor_cost  # noqa: E402
 from scaling import engine, simulation  # noqa: E402
+from scaling.models import RedisInstance  # noqa: E402
+from scaling.services.engine_input import engine_ladder_named, engine_plans_by_name, engine_policy  # noqa: E402
 from scaling.services.simulate import trace_simulate  # noqa: E402
 
 TRACES = ["daily_queue_cycle", "sudden_spike", "slow_leak", "connection_storm"]
@@ -43,12 +46,13 @@ def main():
         trace = simulation.parse_trace(str(path))
         common = dict(trace=trace, metric_rate=timedelta(seconds=30), scaling_interval=timedelta(minutes=1),
                       change_delay=timedelta(seconds=60))
-        ladder = _ladder(report)
+        ladder = engine_ladder_named(report.start_plan.name, engine_plans_by_name())
         low = engine.sort_ladder(ladder)[0]
-        original = simulation.baseline_original_rule(
+        policy = engine_policy(RedisInstance(memory_threshold=80, connection_threshold=80, scaling_rate=60))
+        original = baseline_original_rule(
             ladder=ladder, start_plan=report.start_plan, min_plan=low, max_plan=report.fixed_max.final_plan,
-            policy=engine.Policy(memory_threshold=80, connection_threshold=80, scaling_interval=timedelta(minutes=1)), **common)
-        floor = simulation.hindsight_floor_cost(trace=trace, ladder=ladder, min_plan=low, max_plan=report.fixed_max.final_plan)
+            policy=policy, **common)
+        floor = hindsight_floor_cost(trace=trace, ladder=ladder, min_plan=low, max_plan=report.fixed_max.final_plan)
         rows = [("autoscaler", report.result), ("original rule", original),
                 (f"fixed at max ({_short(report.fixed_max.final_plan.name)})", report.fixed_max),
                 (f"fixed at start ({_short(args.plan)})", report.fixed_start)]
@@ -56,14 +60,6 @@ def main():
             print(f"| {name} | {label} | ${run.cost:.2f} | {len(run.plan_changes)} | {_minutes(run.seconds_over_threshold)} "
                   f"| {_minutes(run.seconds_over_capacity)} | {_short(run.final_plan.name)} |")
         print(f"| {name} | hindsight floor | ${floor:.2f} | – | – | 0 | – |")
-
-
-def _ladder(report):
-    from scaling.services.simulate import _plans_by_name
-
-    by_name = _plans_by_name()
-    service, family, _ = by_name[report.start_plan.name]
-    return [plan for s, f, plan in by_name.values() if s == service and f == family]
 
 
 def _short(name):

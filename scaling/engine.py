@@ -96,7 +96,7 @@ The windows, when a slow metric rate leaves them nearly empty
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Callable, Literal, Sequence
@@ -113,6 +113,7 @@ __all__ = [
     "Decision",
     "RULES",
     "decide",
+    "ladder_position",
     "render_reason",
     "sort_ladder",
 ]
@@ -459,10 +460,15 @@ class Decision:
 # --------------------------------------------------------------------------------------
 
 
+def ladder_position(plan: Plan) -> tuple[int, float, str]:
+    """Where a plan stands in scaling order: by memory, then cost, then name."""
+    return plan.memory_bytes, plan.monthly_cost, plan.name
+
+
 def sort_ladder(ladder: Sequence[Plan]) -> list[Plan]:
-    """The ladder in scaling order: by memory, then cost, then name (duplicates by name
-    are an error)."""
-    plans = sorted(ladder, key=lambda p: (p.memory_bytes, p.monthly_cost, p.name))
+    """The ladder in scaling order (:func:`ladder_position`; duplicates by name are an
+    error)."""
+    plans = sorted(ladder, key=ladder_position)
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})

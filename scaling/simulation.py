@@ -57,8 +57,8 @@ __all__ = [
     "SimulationResult",
     "parse_trace",
     "simulate",
-    "baseline_original_rule",
-    "hindsight_floor_cost",
+    "replay_rule",
+    "over_limits",
 ]
 
 HOURS_PER_MONTH = 730.0
@@ -442,126 +442,34 @@ def simulate(
     )
 
 
-def baseline_original_rule(
+def replay_rule(
+    decide_fn: _DecideFn,
     *,
     trace: Sequence[TracePoint],
     ladder: Sequence[Plan],
     start_plan: Plan,
-    policy: Policy,
     min_plan: Plan,
     max_plan: Plan,
+    memory_threshold: float,
+    connection_threshold: float,
     metric_rate: timedelta,
     scaling_interval: timedelta,
     change_delay: timedelta,
+    keep: timedelta,
 ) -> SimulationResult:
-    """The original product's rule, replayed the same way, for comparison.
+    """Replay ``trace`` through another rule than the engine's, the same way as
+    :func:`simulate` (for comparisons: ``benchmarks/baselines.py``).
 
-    Every scaling interval: average memory % and connection % (each sample against the
-    plan it was taken on; 0 % on a plan with unlimited connections) over the last
-    ``2 * scaling_interval``; skip the check if a change was decided within that window.
-    If the memory average is above its threshold, one step to the next plan with more
-    memory; else if the connection average is, one step to the next plan with a higher
-    connection limit (never past ``max_plan``; nothing at ``max_plan``). Otherwise, unless
-    at ``min_plan``, one step down to the next plan with less memory if both averages,
-    rescaled to that plan, stay under their thresholds. No trend, no data-drop signal, no
-    margin. Only ``policy``'s thresholds are used.
-    """
-    plans, by_name = _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay)
-    rank = {p.name: i for i, p in enumerate(plans)}
-    lo, hi = rank[min_plan.name], rank[max_plan.name]
-    window = 2 * scaling_interval
-    mem_thr, conn_thr = policy.memory_threshold, policy.connection_threshold
-    inf = float("inf")
-
-    def conn_cap(p: Plan) -> float:
-        return inf if p.connection_limit is None else p.connection_limit
-
-    def original(current, samples, _last_change_at, last_decision_at, now):
-        start = now - window
-        if last_decision_at is not None and last_decision_at >= start:
-            return "stay", None, "a change was made recently; giving it time"
-        recent = [s for s in samples if s.at >= start and s.usable]
-        if not recent:
-            return "stay", None, "no samples"
-        mem_avg = sum(by_name[s.plan_name].memory_pct(s.used_memory) for s in recent) / len(recent)
-        conn_avg = sum(by_name[s.plan_name].connection_pct(s.connected_clients) or 0.0 for s in recent) / len(recent)
-        cur = rank[current.name]
-        if mem_avg > mem_thr or conn_avg > conn_thr:
-            if cur >= hi:
-                return "stay", None, "upgrade required but at the max plan"
-            if mem_avg > mem_thr:
-                above = [p for p in plans if p.memory_bytes > current.memory_bytes]
-                target = min(above, key=lambda p: (p.memory_bytes, rank[p.name])) if above else None
-                why = f"memory averaged {mem_avg:.1f}%"
-            else:
-                above = [p for p in plans if conn_cap(p) > conn_cap(current)]
-                target = min(above, key=lambda p: (conn_cap(p), rank[p.name])) if above else None
-                why = f"connections averaged {conn_avg:.1f}%"
-            if target is None:
-                return "stay", None, "no higher plan"
-            if rank[target.name] > hi:
-                target = plans[hi]
-            return "up", target, f"{why} over {window.total_seconds() / 60:g} min; one step up"
-        if cur <= lo:
-            return "stay", None, "at the min plan"
-        below = [p for p in plans if p.memory_bytes < current.memory_bytes]
-        if not below:
-            return "stay", None, "no lower plan"
-        down = max(below, key=lambda p: (p.memory_bytes, rank[p.name]))
-        if rank[down.name] < lo:
-            return "stay", None, "at the min plan"
-        if current.connection_limit is not None and down.connection_limit is not None:
-            if conn_avg * current.connection_limit / down.connection_limit > conn_thr:
-                return "stay", None, "connections would exceed the threshold on the lower plan"
-        if mem_avg * current.memory_bytes / down.memory_bytes >= mem_thr:
-            return "stay", None, "memory would exceed the threshold on the lower plan"
-        return "down", down, f"averages memory {mem_avg:.1f}% and connections {conn_avg:.1f}% fit one step down"
-
+    ``decide_fn(current, samples, last_change_at, last_decision_at, now)`` returns
+    ``(action, target, reason)``; it sees the samples of the last ``keep``."""
+    plans, _ = _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay)
     return _replay(
-        original,
-        trace=trace,
-        plans=plans,
-        start_plan=start_plan,
-        memory_threshold=mem_thr,
-        connection_threshold=conn_thr,
-        metric_rate=metric_rate,
-        scaling_interval=scaling_interval,
-        change_delay=change_delay,
-        keep=window + metric_rate,
+        decide_fn, trace=trace, plans=plans, start_plan=start_plan, memory_threshold=memory_threshold,
+        connection_threshold=connection_threshold, metric_rate=metric_rate, scaling_interval=scaling_interval,
+        change_delay=change_delay, keep=keep,
     )
 
 
-def hindsight_floor_cost(
-    *,
-    trace: Sequence[TracePoint],
-    ladder: Sequence[Plan],
-    min_plan: Plan,
-    max_plan: Plan,
-    memory_limit_pct: float = 100.0,
-    connection_limit_pct: float = 100.0,
-) -> float:
-    """The cheapest cost possible in hindsight: for each trace point (held until the
-    next), the cheapest plan within ``min_plan..max_plan`` that holds its load under
-    capacity (``used_memory <= memory``, ``connected_clients <= limit``), or ``max_plan``
-    if none does, switched instantly and free. No real scaler can reach it: it knows the
-    future, changes plans with no delay and keeps no headroom.
-
-    With ``memory_limit_pct``/``connection_limit_pct`` below 100 (e.g. the thresholds),
-    the plan must hold the load under those percentages instead: the floor for a scaler
-    that never exceeds its thresholds.
-    """
-    plans = sort_ladder(ladder)
-    rank = {p.name: i for i, p in enumerate(plans)}
-    for label, plan in (("min", min_plan), ("max", max_plan)):
-        if plan.name not in rank:
-            raise ValueError(f"{label} plan {plan.name} is not in the plan ladder")
-    allowed = plans[rank[min_plan.name]:rank[max_plan.name] + 1]
-    if not allowed:
-        raise ValueError(f"min plan {min_plan.name} is above max plan {max_plan.name}")
-    top = plans[rank[max_plan.name]]
-    cost = 0.0
-    for point, nxt in zip(trace, trace[1:]):
-        fitting = [p for p in allowed if not _over(point, p, memory_limit_pct, connection_limit_pct)]
-        plan = min(fitting, key=lambda p: (p.monthly_cost, rank[p.name])) if fitting else top
-        cost += plan.monthly_cost / HOURS_PER_MONTH * (nxt.at - point.at).total_seconds() / 3600
-    return cost
+def over_limits(point: TracePoint, plan: Plan, memory_pct: float, connection_pct: float) -> bool:
+    """Whether a trace point's load is over these percentages of ``plan``'s limits."""
+    return _over(point, plan, memory_pct, connection_pct)

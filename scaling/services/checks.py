@@ -22,10 +22,9 @@ from scaling import engine
 from scaling.heroku import HerokuError, HerokuNotFound, HerokuRateLimited
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
-from scaling.services.collection import SERVER_FULL
 from scaling.services.heroku_access import heroku_client
 from scaling.services.instances import ResolutionError, instance_refresh, instances_named
-from scaling.services.plans import engine_ladder, plan_to_engine
+from scaling.services.engine_input import engine_ladder, engine_plan, engine_policy, engine_samples
 
 logger = logging.getLogger(__name__)
 
@@ -48,56 +47,20 @@ class CheckOutcome:
     detail: str
 
 
-def instance_policy(instance):
-    return engine.Policy(
-        memory_threshold=instance.memory_threshold,
-        connection_threshold=instance.connection_threshold,
-        scaling_interval=timedelta(seconds=instance.scaling_rate),
-    )
-
-
 def instance_decide(*, instance, now):
     """The engine's decision on the instance's recent samples (no side effects)."""
-    policy = instance_policy(instance)
+    policy = engine_policy(instance)
     logs = (
         MetricLog.objects.filter(instance=instance, collected_at__gte=now - policy.lookback, collected_at__lte=now)
         .select_related("plan").order_by("collected_at")
     )
     return engine.decide(
-        current=plan_to_engine(instance.current_plan),
-        ladder=engine_ladder(plan=instance.current_plan),
-        min_plan=plan_to_engine(instance.min_plan),
-        max_plan=plan_to_engine(instance.max_plan),
+        current=engine_plan(instance.current_plan),
+        ladder=engine_ladder(instance.current_plan),
+        min_plan=engine_plan(instance.min_plan),
+        max_plan=engine_plan(instance.max_plan),
         samples=engine_samples(logs), policy=policy, last_change_at=instance.plan_changed_at, now=now,
     )
-
-
-def engine_samples(logs):
-    """The engine's samples from stored ones.
-
-    A read refused because Redis is at maxclients is what the app's own clients meet too:
-    it becomes a sample at the connection limit with one more rejected connection (and the
-    last known memory), so the engine sees data drop and scales up, instead of a failed
-    read that it would ignore. Without an earlier good sample it stays a failed read.
-    """
-    samples, last_good, extra_rejections = [], None, 0
-    for log in logs:
-        if log.error_kind == SERVER_FULL and last_good is not None and log.plan.conn_limit > 0:
-            extra_rejections += 1
-            samples.append(engine.Sample(
-                at=log.collected_at, plan_name=log.plan.plan_name, used_memory=last_good.used_memory,
-                connected_clients=log.plan.conn_limit, evicted_keys=last_good.evicted_keys,
-                rejected_connections=(last_good.rejected_connections or 0) + extra_rejections, ok=True,
-            ))
-            continue
-        if log.ok and log.used_memory is not None and log.connected_clients is not None:
-            last_good, extra_rejections = log, 0
-        samples.append(engine.Sample(
-            at=log.collected_at, plan_name=log.plan.plan_name, used_memory=log.used_memory,
-            connected_clients=log.connected_clients, evicted_keys=log.evicted_keys,
-            rejected_connections=log.rejected_connections, ok=log.ok,
-        ))
-    return samples
 
 
 def _claim(instance_id, now):

@@ -139,7 +139,9 @@ def plans_load(*, path=None):
             updated += 1
         else:
             unchanged += 1
-    _engine_ladders.clear()
+    from scaling.services.engine_input import engine_ladders_forget  # it imports this module
+
+    engine_ladders_forget()
     return PlanLoadResult(created=created, updated=updated, unchanged=unchanged)
 
 
@@ -171,26 +173,3 @@ def plan_lookup(*, name, service_name=None):
         return RedisPlan.objects.filter(plan_name=f"{service_name}:{name}").first()
     matches = list(RedisPlan.objects.filter(plan_name__endswith=":" + name))
     return matches[0] if len(matches) == 1 else None
-
-
-def plan_to_engine(plan):
-    from scaling import engine
-
-    return engine.Plan.from_limits(plan.plan_name, plan.mem_limit, plan.conn_limit, float(plan.cost))
-
-
-ENGINE_LADDER_TTL = 60.0  # seconds; plan data changes by hand, rarely
-_engine_ladders = {}
-
-
-def engine_ladder(*, plan, clock=None):
-    """The engine's view of `plan`'s ladder, kept per process for a minute (checks run often)."""
-    import time
-
-    now = (clock or time.monotonic)()
-    key = (plan.service_name, plan_family(plan))
-    cached = _engine_ladders.get(key)
-    if cached is None or now - cached[0] > ENGINE_LADDER_TTL:
-        cached = (now, tuple(plan_to_engine(candidate) for candidate in plan_ladder(plan=plan)))
-        _engine_ladders[key] = cached
-    return cached[1]

@@ -3,13 +3,9 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import DatabaseError
-
 from scaling import engine, simulation
-from scaling.models import RedisPlan
-from scaling.services.plans import DEFAULT_PLANS_CSV, plan_family, plan_name_family, plan_rows_parse
-
-RATES = {"30s": 30, "1m": 60, "5m": 300, "10m": 600}
+from scaling.models import RedisInstance
+from scaling.services.engine_input import METRIC_RATES, SCALING_RATES, engine_ladder_named, engine_plans_by_name, engine_policy
 
 
 class SimulationInputError(Exception):
@@ -22,20 +18,6 @@ class SimulationReport:
     start_plan: engine.Plan
     fixed_max: simulation.SimulationResult  # what staying on the max plan would cost
     fixed_start: simulation.SimulationResult  # what staying on the start plan would drop
-
-
-def _plans_by_name():
-    """Plans from the database; the bundled CSV where the database has none (a fresh clone)."""
-    try:
-        plans = list(RedisPlan.objects.all())
-    except DatabaseError:
-        plans = []
-    if plans:
-        return {p.plan_name: (p.service_name, plan_family(p), engine.Plan.from_limits(p.plan_name, p.mem_limit, p.conn_limit, float(p.cost))) for p in plans}
-    rows = plan_rows_parse(text=DEFAULT_PLANS_CSV.read_text())
-    return {row.plan_name: (row.service_name, plan_name_family(row.plan_name),
-                            engine.Plan.from_limits(row.plan_name, row.mem_limit, row.conn_limit, float(row.cost)))
-            for row in rows}
 
 
 def _plan(name, by_name, service=None, option="--plan"):
@@ -52,10 +34,10 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
             raise SimulationInputError(f"{option}: must be from 1 to 100, not {value}")
     if change_delay < 0:
         raise SimulationInputError(f"--change-delay: must not be negative, not {change_delay}")
-    by_name = _plans_by_name()
+    by_name = engine_plans_by_name()
     start_name = _plan(plan, by_name)
-    service, family, start = by_name[start_name]
-    ladder = [p for s, f, p in by_name.values() if s == service and f == family]
+    service, _, start = by_name[start_name]
+    ladder = engine_ladder_named(start_name, by_name)
     ordered = engine.sort_ladder(ladder)
     low = by_name[_plan(min_plan, by_name, service, "--min-plan")][2] if min_plan else ordered[0]
     high = by_name[_plan(max_plan, by_name, service, "--max-plan")][2] if max_plan else ordered[-1]
@@ -67,11 +49,13 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
         raise SimulationInputError(f"{trace_path}: {error}") from None
     except OSError as error:
         raise SimulationInputError(f"{trace_path}: cannot be read ({error.strerror})") from None
-    interval = timedelta(seconds=RATES[scaling_rate])
+    # The options describe an instance, and the engine sees it as it would see a registered one.
+    instance = RedisInstance(memory_threshold=memory_threshold, connection_threshold=connection_threshold,
+                             metric_rate=METRIC_RATES[metric_rate], scaling_rate=SCALING_RATES[scaling_rate])
     common = dict(
-        trace=trace, ladder=ladder,
-        policy=engine.Policy(memory_threshold=memory_threshold, connection_threshold=connection_threshold, scaling_interval=interval),
-        metric_rate=timedelta(seconds=RATES[metric_rate]), scaling_interval=interval, change_delay=timedelta(seconds=change_delay),
+        trace=trace, ladder=ladder, policy=engine_policy(instance),
+        metric_rate=timedelta(seconds=instance.metric_rate), scaling_interval=timedelta(seconds=instance.scaling_rate),
+        change_delay=timedelta(seconds=change_delay),
     )
     result = simulation.simulate(start_plan=start, min_plan=low, max_plan=high, **common)
     fixed_max = simulation.simulate(start_plan=high, min_plan=high, max_plan=high, **common)

@@ -16,14 +16,13 @@ import pytest
 from tests.scaling.ladders import HEROKU_KVS
 
 import scaling.simulation as simulation
+from benchmarks.baselines import baseline_original_rule, hindsight_floor_cost
 from scaling.engine import Plan, Policy
 from scaling.simulation import (
     HOURS_PER_MONTH,
     PlanChange,
     TraceError,
     TracePoint,
-    baseline_original_rule,
-    hindsight_floor_cost,
     parse_trace,
     simulate,
 )

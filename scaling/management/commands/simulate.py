@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from scaling.services.engine_input import METRIC_RATES, SCALING_RATES
 from scaling.services.simulate import SimulationInputError, trace_simulate
 
 
@@ -18,8 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--plan", required=True, help="the plan at the start, e.g. heroku-redis:premium-0")
         parser.add_argument("--memory-threshold", type=int, default=80)
         parser.add_argument("--connection-threshold", type=int, default=80)
-        parser.add_argument("--metric-rate", choices=["30s", "1m", "5m"], default="30s")
-        parser.add_argument("--scaling-rate", choices=["1m", "5m", "10m"], default="1m")
+        parser.add_argument("--metric-rate", choices=list(METRIC_RATES), default="30s")
+        parser.add_argument("--scaling-rate", choices=list(SCALING_RATES), default="1m")
         parser.add_argument("--min-plan")
         parser.add_argument("--max-plan")
         parser.add_argument("--change-delay", type=int, default=60, help="seconds from a decision until the plan change lands")
