@@ -190,3 +190,29 @@ def scaling_failed_notify(*, instance, action, now):
         subject=f"{instance.name}: scaling {action.direction} to {action.to_plan.short_name} failed",
         lines=_change(action) + [f"Reason for the change: {action.reason}", f"Error: {action.error}"], now=now,
     )
+
+
+def plan_outside_range_notify(*, instance, position, now):
+    """Always mailed, once per plan: a plan set outside the app lies outside min..max.
+
+    `position` is 'above' or 'below' (see engine_input.plan_range_position)."""
+    plan = instance.current_plan
+    where = "above the max plan" if position == "above" else "below the min plan"
+    if position == "above":
+        what_next = (
+            "The app does not fight it: it moves back into the range only by the scale-down rules (every "
+            "metric under its threshold for a whole stabilisation window, judged with the down margin). "
+            "Raise the max plan to keep it."
+        )
+    else:
+        what_next = "A plan below the min plan has less capacity than asked for: the next check raises it into the range."
+    return notification_send(
+        instance=instance, kind=Kind.PLAN_ADOPTED, fingerprint=f"outside-range:{plan.plan_name}",
+        subject=f"{instance.name}: plan {plan.short_name} set outside the app is {where}",
+        lines=[
+            f"The add-on was moved to {plan.describe()} outside the app; it is adopted as the current plan.",
+            f"It is {where} of this instance ({instance.min_plan.short_name} to {instance.max_plan.short_name}).",
+            what_next,
+        ],
+        now=now,
+    )

@@ -1,22 +1,41 @@
-"""Plans changed outside the app are noticed and adopted, not fought (DESIGN section 7)."""
+"""Plans changed outside the app are noticed and adopted, not fought (DESIGN section 7).
+
+Adopting a plan is a plan change like the app's own: `plan_changed_at` restarts the
+stabilisation clock, so the engine judges the new plan on its own samples. A plan set above
+the instance's max plan comes back into the range only by the engine's down rules (a whole
+stabilisation window, the down margin), never at once; one below the min plan is raised at
+the next check (more capacity is always safe). Either way the operator is told once.
+"""
 
 import logging
 
 from django.db import transaction
 
 from logs.models import ScalingAction
+from notifications.services import plan_outside_range_notify
 from scaling.models import RedisInstance
+from scaling.services.engine_input import plan_range_position
 
 logger = logging.getLogger(__name__)
 
 
-@transaction.atomic
 def plan_adopt_if_changed(*, instance, plan, now, found_by):
     """Make `plan` the instance's current plan if it differs, and record that we did.
 
     Skipped while one of our own plan changes is in flight: the scaling check follows that
     one and would otherwise be overtaken by a read that raced it. Returns True if adopted.
     """
+    if not _adopt(instance=instance, plan=plan, now=now, found_by=found_by):
+        return False
+    position = plan_range_position(plan=plan, min_plan=instance.min_plan, max_plan=instance.max_plan)
+    if position is not None:
+        # After the adoption is committed: a mail is never sent for a change rolled back.
+        plan_outside_range_notify(instance=instance, position=position, now=now)
+    return True
+
+
+@transaction.atomic
+def _adopt(*, instance, plan, now, found_by):
     if plan.pk == instance.current_plan_id:
         return False
     if ScalingAction.objects.filter(instance=instance, status=ScalingAction.Status.PENDING).exists():

@@ -1,8 +1,15 @@
+from datetime import datetime, timedelta, timezone as dt_timezone
+
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from logs.models import ScalingAction
+from notifications.models import Notification
+from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
+from scaling.services.checks import instance_check_scaling
+from scaling.services.collection import samples_collect
 from scaling.services.reconcile import addons_reconcile
 from tests.factories import make_instance
 
@@ -63,3 +70,100 @@ def test_an_addon_gone_from_heroku_asks_for_a_refresh(plans, heroku):
     result = addons_reconcile(now=timezone.now())
     assert result.missing == 1
     assert RedisInstance.objects.get(pk=instance.pk).refresh_requested_at is not None
+
+
+# --- A plan set by hand outside min..max (issue 11) ------------------------------------------
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)
+
+
+class Loop:
+    """Samples every 30 s and checks every 60 s of simulated time against a real Redis."""
+
+    def __init__(self, instance, reader, start=T0):
+        self.instance, self.reader, self.now, self.outcomes = instance, reader, start, []
+
+    def run(self, seconds):
+        for _ in range(int(seconds // 30)):
+            self.now += timedelta(seconds=30)
+            samples_collect(due=[(self.instance.pk, self.now)], reader=self.reader, now_fn=lambda: self.now)
+            if int((self.now - T0).total_seconds()) % 60 == 0:
+                self.outcomes.append((self.now, instance_check_scaling(instance_id=self.instance.pk, now=self.now)))
+        return self
+
+    @property
+    def plan(self):
+        return RedisInstance.objects.get(pk=self.instance.pk).current_plan.plan_name
+
+
+@pytest.fixture
+def reader():
+    with RedisMetricsReader(connect_timeout=2, read_timeout=2) as reader:
+        yield reader
+
+
+def _watched(heroku, server, *, min_plan, max_plan, plan="heroku-redis:premium-1"):
+    addon = heroku.add_redis_addon("queue-app", plan=plan, url=server.url)
+    instance = make_instance(name="queue", app_name="queue-app", plan=plan, min_plan=min_plan, max_plan=max_plan,
+                             redis_url=server.url, addon_id=addon["id"], addon_name=addon["name"])
+    return instance, addon
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_plan_raised_by_hand_above_the_max_is_adopted_and_comes_down_only_by_the_down_rules(
+        plans, heroku, redis_server_factory, reader):
+    """The operator raises the add-on above the max plan by hand. Adopted, it restarts the
+    stabilisation clock: no PATCH while the new plan has been observed for less than the
+    stabilisation window (15 min), then one step back into min..max, sized with the down
+    margin. The operator is told once that the plan is outside the range."""
+    instance, addon = _watched(heroku, redis_server_factory(), min_plan="heroku-redis:premium-1",
+                               max_plan="heroku-redis:premium-2")
+    loop = Loop(instance, reader).run(20 * 60)  # a long quiet history on premium-1, the min plan
+    assert heroku.count("PATCH") == 0
+    heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-4")
+
+    adopted_at = loop.now
+    assert addons_reconcile(now=adopted_at).adopted == 1
+    assert RedisInstance.objects.get(pk=instance.pk).plan_changed_at == adopted_at
+    loop.run(14 * 60)
+
+    assert heroku.count("PATCH") == 0 and loop.plan == "heroku-redis:premium-4"
+    outside = Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED)
+    assert outside.count() == 1 and "above the max plan" in outside.get().subject
+    assert sum("premium-4" in m.subject for m in mail.outbox) == 1
+
+    loop.run(3 * 60)
+
+    assert heroku.count("PATCH") == 1
+    patch_at, outcome = next((at, o) for at, o in loop.outcomes if o.outcome == "succeeded")
+    assert patch_at - adopted_at >= timedelta(minutes=15)
+    action = ScalingAction.objects.filter(instance=instance, direction="down").get()
+    assert action.to_plan.plan_name == "heroku-redis:premium-1"  # a few MB of load: the range's cheapest plan
+    assert loop.plan == "heroku-redis:premium-1"
+    assert Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_plan_lowered_by_hand_below_the_min_is_raised_into_the_range_at_the_next_check(
+        plans, heroku, redis_server_factory, reader):
+    """Below the minimum the instance has less capacity than the operator asked for: moving
+    up is safe, so the first check on the adopted plan raises it at once (and says so once)."""
+    instance, addon = _watched(heroku, redis_server_factory(), min_plan="heroku-redis:premium-1",
+                               max_plan="heroku-redis:premium-3")
+    loop = Loop(instance, reader).run(5 * 60)
+    heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-0")
+    assert addons_reconcile(now=loop.now).adopted == 1
+    loop.run(2 * 60)
+
+    assert heroku.count("PATCH") == 1 and loop.plan == "heroku-redis:premium-1"
+    outside = Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED)
+    assert outside.count() == 1 and "below the min plan" in outside.get().subject
+
+
+def test_a_plan_changed_by_hand_within_the_range_is_adopted_without_an_alert(plans, heroku):
+    instance, addon = _registered(heroku, "queue")
+    heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-2")
+    addons_reconcile(now=timezone.now())
+    assert not Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED).exists()
