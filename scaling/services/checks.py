@@ -16,15 +16,14 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 
-from logs.models import MetricLog, ScalingAction
+from logs.models import ScalingAction
 from notifications import services as mail
-from scaling import engine
 from scaling.heroku import HerokuError, HerokuNotFound, HerokuRateLimited
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
+from scaling.services.engine_input import instance_engine_decide
 from scaling.services.heroku_access import heroku_client
 from scaling.services.instances import ResolutionError, instance_refresh, instances_named
-from scaling.services.engine_input import engine_ladder, engine_plan, engine_policy, engine_samples
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +48,7 @@ class CheckOutcome:
 
 def instance_decide(*, instance, now):
     """The engine's decision on the instance's recent samples (no side effects)."""
-    policy = engine_policy(instance)
-    logs = (
-        MetricLog.objects.filter(instance=instance, collected_at__gte=now - policy.lookback, collected_at__lte=now)
-        .select_related("plan").order_by("collected_at")
-    )
-    return engine.decide(
-        current=engine_plan(instance.current_plan),
-        ladder=engine_ladder(instance.current_plan),
-        min_plan=engine_plan(instance.min_plan),
-        max_plan=engine_plan(instance.max_plan),
-        samples=engine_samples(logs), policy=policy, last_change_at=instance.plan_changed_at, now=now,
-    )
+    return instance_engine_decide(instance=instance, now=now)
 
 
 def _claim(instance_id, now):

@@ -10,7 +10,10 @@ it sees in production:
 - ``engine_ladder(plan)`` and ``engine_plan(plan)``: the plans an add-on can move between;
   ``engine_plans_by_name()`` and ``engine_ladder_named(name, plans)``: every known plan, from
   the database or, on a fresh clone with none loaded, from the bundled plan data;
-- ``engine_samples(logs)``: stored samples as the engine reads them;
+- ``engine_samples(logs)``: stored samples as the engine reads them, and
+  ``instance_engine_samples(instance, policy=, now=)`` those of an instance's look-back;
+- ``instance_engine_decide(instance=, now=)``: all of it put together, the live check's
+  decision;
 - ``METRIC_RATES`` and ``SCALING_RATES``: the rates an instance may have, by their labels
   (defined once, by the model's choices).
 """
@@ -20,6 +23,7 @@ from datetime import timedelta
 
 from django.db import DatabaseError
 
+from logs.models import MetricLog
 from scaling import engine
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.collection import SERVER_FULL
@@ -122,3 +126,27 @@ def engine_samples(logs):
             rejected_connections=log.rejected_connections, ok=log.ok,
         ))
     return samples
+
+
+def instance_engine_samples(instance, *, policy, now):
+    """The engine's samples of an instance: those of the policy's look-back, oldest first."""
+    logs = (
+        MetricLog.objects.filter(instance=instance, collected_at__gte=now - policy.lookback, collected_at__lte=now)
+        .select_related("plan").order_by("collected_at")
+    )
+    return engine_samples(logs)
+
+
+def instance_engine_decide(*, instance, now):
+    """The engine's decision on an instance's recent samples (no side effects)."""
+    policy = engine_policy(instance)
+    return engine.decide(
+        current=engine_plan(instance.current_plan),
+        ladder=engine_ladder(instance.current_plan),
+        min_plan=engine_plan(instance.min_plan),
+        max_plan=engine_plan(instance.max_plan),
+        samples=instance_engine_samples(instance, policy=policy, now=now),
+        policy=policy,
+        last_change_at=instance.plan_changed_at,
+        now=now,
+    )

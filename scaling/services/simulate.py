@@ -16,6 +16,7 @@ class SimulationInputError(Exception):
 class SimulationReport:
     result: simulation.SimulationResult
     start_plan: engine.Plan
+    policy: engine.Policy  # as engine_input builds it for an instance with these settings
     fixed_max: simulation.SimulationResult  # what staying on the max plan would cost
     fixed_start: simulation.SimulationResult  # what staying on the start plan would drop
 
@@ -60,4 +61,4 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     result = simulation.simulate(start_plan=start, min_plan=low, max_plan=high, **common)
     fixed_max = simulation.simulate(start_plan=high, min_plan=high, max_plan=high, **common)
     fixed_start = simulation.simulate(start_plan=start, min_plan=start, max_plan=start, **common)
-    return SimulationReport(result=result, start_plan=start, fixed_max=fixed_max, fixed_start=fixed_start)
+    return SimulationReport(result=result, start_plan=start, policy=common["policy"], fixed_max=fixed_max, fixed_start=fixed_start)
