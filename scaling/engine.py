@@ -13,7 +13,7 @@ Units
     never applies to it.
 
 How a decision is made
-    :func:`decide` measures the samples once (:class:`_Situation`) and then asks the rules
+    :func:`decide` measures the samples once (:class:`Situation`) and then asks the rules
     of :data:`RULES` in order; the first that returns a :class:`Decision` decides. Each
     decision names its rule (``Decision.rule``), the metrics that made it fire, and the
     numbers (:class:`MetricNumbers`: latest sample, window average and peak, fitted trend
@@ -111,6 +111,7 @@ __all__ = [
     "DataDropped",
     "DownWindow",
     "Decision",
+    "Situation",
     "RULES",
     "decide",
     "ladder_position",
@@ -609,8 +610,9 @@ def _cheapest(plans: Sequence[Plan], rank: dict[str, int]) -> Plan | None:
 # --------------------------------------------------------------------------------------
 
 
-class _Situation:
-    """The inputs of :func:`decide`, validated, and what the samples measure."""
+class Situation:
+    """The inputs of :func:`decide`, validated, and what the samples measure: what every
+    rule reads. Built once per decision."""
 
     def __init__(self, *, current, ladder, min_plan, max_plan, samples, policy, last_change_at, now):
         plans = sort_ladder(ladder)
@@ -736,13 +738,13 @@ class _Situation:
 # The rules: each returns a Decision, or None to let the next rule judge
 # --------------------------------------------------------------------------------------
 
-def waiting_for_new_plan(s: _Situation) -> Decision | None:
+def waiting_for_new_plan(s: Situation) -> Decision | None:
     if s.last_change_at is not None and not s.relevant:
         return s.decision("stay", "waiting_for_new_plan", since_change=s.now - s.last_change_at)
     return None
 
 
-def below_min_plan(s: _Situation) -> Decision | None:
+def below_min_plan(s: Situation) -> Decision | None:
     if s.cur >= s.lo:
         return None
     in_range = s.plans[s.lo:s.hi + 1]
@@ -755,13 +757,13 @@ def below_min_plan(s: _Situation) -> Decision | None:
                       fit=Fit.of(target, s.need_mem, s.need_conn))
 
 
-def no_samples(s: _Situation) -> Decision | None:
+def no_samples(s: Situation) -> Decision | None:
     if not s.relevant:
         return s.decision("stay", "no_samples")
     return None
 
 
-def data_drop(s: _Situation) -> Decision | None:
+def data_drop(s: Situation) -> Decision | None:
     policy = s.policy
     evicted = _counter_rise(s.recent, "evicted_keys")
     rejected = _counter_rise(s.recent, "rejected_connections")
@@ -783,13 +785,13 @@ def data_drop(s: _Situation) -> Decision | None:
     )
 
 
-def too_few_samples(s: _Situation) -> Decision | None:
+def too_few_samples(s: Situation) -> Decision | None:
     if len(s.recent) < s.policy.min_samples:
         return s.decision("stay", "too_few_samples")
     return None
 
 
-def breach(s: _Situation) -> Decision | None:
+def breach(s: Situation) -> Decision | None:
     metrics = tuple(
         v.name for v in s.views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
     )
@@ -798,7 +800,7 @@ def breach(s: _Situation) -> Decision | None:
     return None
 
 
-def early_trend(s: _Situation) -> Decision | None:
+def early_trend(s: Situation) -> Decision | None:
     metrics = tuple(
         v.name for v in s.views
         if v.limit is not None and v.meaningful_rise(s.policy)
@@ -810,19 +812,19 @@ def early_trend(s: _Situation) -> Decision | None:
     return None
 
 
-def at_min_plan(s: _Situation) -> Decision | None:
+def at_min_plan(s: Situation) -> Decision | None:
     if s.cur <= s.lo:
         return s.decision("stay", "at_min_plan")
     return None
 
 
-def window_not_observed(s: _Situation) -> Decision | None:
+def window_not_observed(s: Situation) -> Decision | None:
     if s.down_window is None:
         return s.decision("stay", "window_not_observed", down=s.down(observed=s.now - s.relevant[0].at))
     return None
 
 
-def gap_in_window(s: _Situation) -> Decision | None:
+def gap_in_window(s: Situation) -> Decision | None:
     # "Observed the whole window" also means no hole in it: a stopped collector leaves
     # gaps (a failed read is recorded as a sample with ok=False and caught below).
     max_gap = max(s.policy.up_window, _SLOWEST_METRIC_RATE)
@@ -833,20 +835,20 @@ def gap_in_window(s: _Situation) -> Decision | None:
     return None
 
 
-def failed_reads_in_window(s: _Situation) -> Decision | None:
+def failed_reads_in_window(s: Situation) -> Decision | None:
     failed = sum(1 for x in s.down_window if not x.usable)
     if failed:
         return s.decision("stay", "failed_reads_in_window", down=s.down(failed_reads=failed))
     return None
 
 
-def data_dropped_in_window(s: _Situation) -> Decision | None:
+def data_dropped_in_window(s: Situation) -> Decision | None:
     if _counter_rise(s.down_window, "evicted_keys") or _counter_rise(s.down_window, "rejected_connections"):
         return s.decision("stay", "data_dropped_in_window", down=s.down())
     return None
 
 
-def peak_over_threshold(s: _Situation) -> Decision | None:
+def peak_over_threshold(s: Situation) -> Decision | None:
     peak_mem = s.current.memory_pct(max(x.used_memory for x in s.down_window))
     peak_conn = s.current.connection_pct(max(x.connected_clients for x in s.down_window))
     metrics = tuple(
@@ -860,7 +862,7 @@ def peak_over_threshold(s: _Situation) -> Decision | None:
     return None
 
 
-def scale_down(s: _Situation) -> Decision:
+def scale_down(s: Situation) -> Decision:
     policy, stab = s.policy, s.policy.stabilisation_window
     window = s.down_window
     peak_mem = max(x.used_memory for x in window)
@@ -907,7 +909,7 @@ def scale_down(s: _Situation) -> Decision:
     return s.decision("down", "scale_down", target, fit=Fit.of(target, need_mem, need_conn), down=s.down(**figures))
 
 
-RULES: tuple[Callable[[_Situation], Decision | None], ...] = (
+RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     waiting_for_new_plan,
     below_min_plan,
     no_samples,
@@ -940,7 +942,7 @@ def decide(
     """Decide whether to stay on ``current`` or move up or down. See the module docstring
     for the rules. ``current``, ``min_plan`` and ``max_plan`` must be in ``ladder`` (by
     name); ``min_plan`` must not be above ``max_plan``."""
-    situation = _Situation(current=current, ladder=ladder, min_plan=min_plan, max_plan=max_plan,
+    situation = Situation(current=current, ladder=ladder, min_plan=min_plan, max_plan=max_plan,
                            samples=samples, policy=policy, last_change_at=last_change_at, now=now)
     for rule in RULES:
         decision = rule(situation)

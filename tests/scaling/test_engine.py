@@ -16,7 +16,7 @@ import pytest
 
 from tests.scaling.ladders import HEROKU_KVS
 
-from scaling.engine import MIB, Decision, Plan, Policy, Sample, decide, sort_ladder
+from scaling.engine import MIB, RULES, Decision, Plan, Policy, Sample, Situation, breach, decide, sort_ladder
 
 NOW = datetime(2024, 3, 4, 12, 0, tzinfo=timezone.utc)
 
@@ -598,3 +598,16 @@ def test_an_early_scale_up_quotes_the_latest_sample_and_the_fitted_trend_each_by
     assert f"projected to reach {d.memory.trend_projected_pct:.1f}%" in d.reason
     assert "now " not in d.reason
 
+
+
+def test_each_rule_is_a_function_that_decides_or_passes():
+    """A rule reads the situation and returns a decision, or None to let the next one judge."""
+    def situation(mem):
+        return Situation(current=P["premium-0"], ladder=LADDER, min_plan=LADDER[0], max_plan=LADDER[-1],
+                         samples=series(P["premium-0"], 5, mem=mem, conn=10), policy=POLICY, last_change_at=None, now=NOW)
+
+    assert breach(situation(50)) is None
+    decision = breach(situation(90))
+    assert (decision.action, decision.rule, decision.target.name) == ("up", "breach", "premium-1")
+    assert RULES[-1].__name__ == "scale_down"  # the last rule always decides
+    assert {rule.__name__ for rule in RULES} >= {"data_drop", "breach", "early_trend", "too_few_samples"}
