@@ -31,9 +31,10 @@ The rules, in order
         A current plan below ``min_plan`` is moved up into the range at once (to the
         cheapest plan of the range that holds the recent load, or to ``min_plan`` when
         there is no load to judge by): more capacity is always safe.
-        A plan *above* ``max_plan`` (raised by hand) is not fought: it is judged by the
-        ordinary rules below, so it moves back into the range only by the down rules
-        (whole stabilisation window, peak with margin), and never further up.
+        A plan *above* ``max_plan`` (raised by hand, or a max plan lowered under it) is not
+        fought: it is judged by the ordinary rules below, so it moves back into the range
+        only by the down rules (whole stabilisation window, peak with margin), stays where
+        the range cannot hold the load, and never goes further up.
     no_samples
         Nothing on the current plan in the look-back: *stay*.
     data_drop
@@ -428,7 +429,7 @@ class Decision:
     breaching: bool = False
     data_drop: bool = False
     cannot_scale_further: bool = False
-    above_max_plan: bool = False  # the current plan was set above the range outside the app
+    above_max_plan: bool = False  # the current plan is above the range (set by hand, or max lowered)
     metrics: tuple[Metric, ...] = ()
     memory: MetricNumbers | None = None
     connections: MetricNumbers | None = None
@@ -1132,5 +1133,5 @@ def render_reason(d: Decision) -> str:
     else:
         text = f"{_averages(d)}; {_down_text(d)}"
     if d.above_max_plan:
-        text = f"{d.current.name} is above the maximum plan {d.max_plan.name} (set outside the app); {text}"
+        text = f"{d.current.name} is above the maximum plan {d.max_plan.name}; {text}"
     return text
