@@ -305,7 +305,28 @@ def test_one_breached_sample_is_drawn_at_its_height_at_every_period(browser, liv
     assert state["period"] == "30 days"
 
 
-def test_the_actions_list_shows_status_and_reason_on_a_1400_px_screen(browser, live_server, plans):
+LIST_EDGES_JS = """
+const box = document.querySelector('#changelist .results');  // the admin's box that scrolls sideways
+const right = title => [...document.querySelectorAll('#result_list thead th')]
+  .find(th => th.textContent.trim().toLowerCase() === title).getBoundingClientRect().right;
+return {columns: Object.fromEntries(arguments[0].map(title => [title, right(title)])),
+        visible: box.getBoundingClientRect().right, table: box.scrollWidth, box: box.clientWidth,
+        viewport: document.documentElement.clientWidth};
+"""
+
+
+def _fits_on_1400_px(browser, live_server, url, columns, screenshot):
+    browser.set_window_size(1400, 900)
+    browser.get(live_server.url + url)
+    _wait(browser, lambda b: b.find_elements("css selector", "#result_list"), "the list")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / screenshot))
+    edges = browser.execute_script(LIST_EDGES_JS, columns)
+    assert all(right <= edges["visible"] for right in edges["columns"].values()), edges
+    assert edges["table"] <= edges["box"] and edges["visible"] <= edges["viewport"], edges  # nothing hidden
+
+
+def test_the_actions_and_samples_lists_show_every_column_on_a_1400_px_screen(browser, live_server, plans):
     now = timezone.now()
     instance = make_instance(name="orders-queue-with-a-long-name", plan="heroku-redis:premium-0")
     premium = RedisPlan.objects.get(plan_name="heroku-redis:premium-10")
@@ -318,18 +339,17 @@ def test_the_actions_list_shows_status_and_reason_on_a_1400_px_screen(browser, l
                    "premium-10 keeps memory at 2% and connections at 1% " * 3,
             error="Heroku refused the change (422): plan not available in this region" if k % 3 == 1 else "",
         )
+        at = now - timedelta(seconds=30 * k)
+        failed = k % 5 == 0
+        MetricLog.objects.create(
+            instance=instance, plan=instance.current_plan, slot=at, collected_at=at,
+            used_memory=None if failed else 123_456_789, connected_clients=None if failed else 1_234,
+            memory_pct=None if failed else 45.2, connection_pct=None if failed else 30.0, evicted_keys=None if failed else 0,
+            rejected_connections=None if failed else 0, ops_per_sec=None if failed else 12_345,
+            error_kind="timeout" if failed else "",
+            error="timed out reading INFO after 5 s from ec2-54-210-11-12.compute-1.amazonaws.com:24789" if failed else "")
     _login(browser, live_server)
-    browser.set_window_size(1400, 900)
-    browser.get(live_server.url + reverse("admin:logs_scalingaction_changelist"))
-    _wait(browser, lambda b: b.find_elements("css selector", "#result_list"), "the actions list")
-    edges = browser.execute_script(
-        """const right = title => [...document.querySelectorAll('#result_list thead th')]
-             .find(th => th.textContent.trim().toLowerCase() === title).getBoundingClientRect().right;
-           // the admin wraps the table in a box that scrolls sideways: what is past its edge is hidden
-           const box = document.querySelector('#changelist .results');
-           return {status: right('status'), reason: right('reason'), visible: box.getBoundingClientRect().right,
-                   table: box.scrollWidth, box: box.clientWidth, viewport: document.documentElement.clientWidth};""")
-    assert edges["status"] <= edges["visible"] and edges["reason"] <= edges["visible"], edges
-    assert edges["table"] <= edges["box"] and edges["visible"] <= edges["viewport"], edges
-    ARTIFACTS.mkdir(exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / "admin_actions.png"))
+    _fits_on_1400_px(browser, live_server, reverse("admin:logs_scalingaction_changelist"),
+                     ["status", "reason"], "admin_actions.png")
+    _fits_on_1400_px(browser, live_server, reverse("admin:logs_metriclog_changelist"),
+                     ["collected", "memory", "clients", "evicted / rejected", "error"], "admin_samples.png")

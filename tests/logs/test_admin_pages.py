@@ -457,6 +457,19 @@ def test_the_actions_list_has_five_narrow_columns_and_a_truncated_reason_with_th
     assert decided in page
 
 
+def test_the_samples_list_has_seven_columns_with_memory_and_connections_as_share_and_count(admin_client, plans):
+    now = timezone.now()
+    instance = make_instance(name="columns")
+    add_samples(instance, now=now, count=1, memory=45.25, connections=30.0)
+    MetricLog.objects.create(instance=instance, plan=instance.current_plan, slot=now + timedelta(seconds=30),
+                             collected_at=now + timedelta(seconds=30), error_kind="timeout",
+                             error="timed out reading INFO after 5 s " + "x" * 200 + " THE-END")
+    page = html(admin_client.get(reverse("admin:logs_metriclog_changelist")))
+    assert _column_titles(page) == ["Collected", "Instance", "Plan", "Memory", "Clients", "Evicted / rejected", "Error"]
+    assert "45.2% (22.6 MB)" in page and "30.0% (30)" in page and "0 / 0" in page
+    assert "timeout: timed out reading INFO after 5 s" in page and page.count("THE-END") == 1  # whole on hover only
+
+
 def test_sample_times_show_seconds_so_that_30s_samples_are_told_apart(admin_client, plans):
     now = timezone.now().replace(microsecond=0)
     instance = make_instance(name="thirty")
