@@ -344,7 +344,7 @@ def test_flags_only_defaults_are_the_lowest_plan_and_the_cheapest_with_four_time
             saved["min_plan"], saved["max_plan"], saved["scaling_rate"]) == (
         60, 80, 80, True, "heroku-redis:mini", "heroku-redis:premium-2", 60)
     assert ("Cost:                 $15.00/month now on premium-0, at most $60.00/month on premium-2 "
-            "(default max plan: the cheapest with 4x the memory; --max-plan highest for premium-14, "
+            "(the default max plan: the cheapest with 4x the memory; 'highest' is premium-14, "
             "$12,000.00/month)") in result.stdout
 
 

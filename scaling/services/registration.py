@@ -393,8 +393,8 @@ def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_t
     cost = f"{monthly(plan.cost)} now on {plan.short_name}, at most {monthly(max_plan.cost)} on {max_plan.short_name}"
     if max_plan_defaulted:
         highest = plan_ladder(plan=plan)[-1]
-        cost += (f" (default max plan: the cheapest with {MAX_PLAN_MEMORY_FACTOR}x the memory; --max-plan {HIGHEST} "
-                 f"for {highest.short_name}, {monthly(highest.cost)})")
+        cost += (f" (the default max plan: the cheapest with {MAX_PLAN_MEMORY_FACTOR}x the memory; "
+                 f"'{HIGHEST}' is {highest.short_name}, {monthly(highest.cost)})")
     rows.append(("Cost", cost))
     rows.append(("Mail on", ", ".join(f"{what}: {'yes' if flag else 'no'}" for what, flag in (
         ("breach", notify_breach), ("success", notify_success), ("failure", notify_failure)))))
