@@ -92,7 +92,9 @@ def build_parser():
     scaling.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=None,
                          help="change the plan automatically (default: yes)")
     scaling.add_argument("--min-plan", metavar="PLAN", help="lowest plan to scale to (default: the provider's lowest)")
-    scaling.add_argument("--max-plan", metavar="PLAN", help="highest plan to scale to (default: the provider's highest)")
+    scaling.add_argument("--max-plan", metavar="PLAN",
+                         help="highest plan to scale to, or 'highest' for the provider's highest (default: the cheapest "
+                         "plan with at least 4x the memory of the current plan, or of the min plan if higher)")
     scaling.add_argument("--scaling-rate", metavar="{1m,5m,10m}", help="how often to decide on the plan (default 1m)")
     notify = parser.add_argument_group("notifications")
     for what, text in (("breach", "a threshold is breached"), ("success", "a plan change succeeds"),
@@ -346,7 +348,7 @@ def register(args, console):
     scaling_enabled = bool_field("scaling", "--scaling", "Scaling enabled", default_of("scaling_enabled", True))
 
     min_flag = clean_flag(args, "min_plan", "--min-plan", lambda raw: reg.clean_plan(raw, ladder=ladder))
-    max_flag = clean_flag(args, "max_plan", "--max-plan", lambda raw: reg.clean_plan(raw, ladder=ladder))
+    max_flag = clean_flag(args, "max_plan", "--max-plan", lambda raw: reg.clean_max_plan(raw, ladder=ladder))
     if min_flag is not None and max_flag is not None:
         try:
             reg.clean_plan_range(min_plan=min_flag, max_plan=max_flag)
@@ -359,7 +361,11 @@ def register(args, console):
             return getattr(existing, field_name)
         return fallback
 
-    default_min, default_max = plan_default("min_plan", ladder[0]), plan_default("max_plan", ladder[-1])
+    default_min, existing_max = plan_default("min_plan", ladder[0]), plan_default("max_plan", None)
+
+    def bounded_max(min_plan):
+        return reg.max_plan_default(ladder=ladder, current=plan, min_plan=min_plan)
+
     if not quiet and (min_flag is None or max_flag is None):
         console.say(f"  Plans of {plan.service_name}, cheapest first:")
         width = max(len(p.short_name) for p in ladder)
@@ -396,7 +402,7 @@ def register(args, console):
             if not quiet:
                 console.say(f"  Max plan: {max_plan.short_name} (--max-plan)")
         elif quiet:
-            max_plan = default_max
+            max_plan = existing_max or bounded_max(min_plan)
             if reg._rank(min_plan) > reg._rank(max_plan):
                 raise flag_error("--min-plan", f"{min_plan.short_name} is above the max plan {max_plan.short_name} "
                                  "(give --max-plan too)")
@@ -406,15 +412,18 @@ def register(args, console):
             def clean_max(raw):
                 if can_go_back and raw.strip().lower() == "back":
                     return None
-                chosen = reg.clean_plan(raw, ladder=ladder)
+                chosen = reg.clean_max_plan(raw, ladder=ladder)
                 if reg._rank(chosen) < reg._rank(min_plan):
                     back = ", or 'back' to change the min plan" if can_go_back else ""
                     raise reg.RegistrationError(f"{chosen.short_name} is below the min plan {min_plan.short_name}; "
                                                 f"choose {min_plan.short_name} or above{back}")
                 return chosen
 
-            fallback = default_max if reg._rank(default_max) >= reg._rank(min_plan) else ladder[-1]
-            max_plan = console.ask("Max plan", hint="name from the list", default=fallback.short_name, clean=clean_max)
+            keep_existing = existing_max is not None and reg._rank(existing_max) >= reg._rank(min_plan)
+            fallback = existing_max if keep_existing else bounded_max(min_plan)
+            max_plan = console.ask("Max plan", default=fallback.short_name, clean=clean_max,
+                                   hint=f"name from the list, or '{reg.HIGHEST}'; "
+                                   f"{fallback.short_name} is {reg.monthly(fallback.cost)}")
 
     scaling_rate = field("scaling_rate", "--scaling-rate", "Scaling rate", "1m, 5m, 10m",
                          reg.rate_label(default_of("scaling_rate", reg.DEFAULT_SCALING_RATE), scaling_choices),
@@ -443,7 +452,8 @@ def register(args, console):
         console.say()
         console.say(f"Reading INFO from the Redis at {reg.redis_address(resolved.redis_url)} ...")
     probe = reg.redis_probe(resolved.redis_url)
-    rows = reg.summary_lines(**values, probe=probe, existing=existing)
+    max_plan_defaulted = max_flag is None and max_plan.pk == bounded_max(min_plan).pk
+    rows = reg.summary_lines(**values, probe=probe, existing=existing, max_plan_defaulted=max_plan_defaulted)
 
     def show(rows, title):
         console.say(title)

@@ -40,7 +40,7 @@ else:
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "autoscaler.admin_apps.AutoscalerAdminConfig",  # django.contrib.admin, Redis instances first
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -3,7 +3,8 @@
 Hooked into the admin by `scaling.admin.RedisInstanceAdmin.get_urls`:
 
 - ``/admin/scaling/redisinstance/overview/`` (name ``admin:scaling_redisinstance_overview``)
-- ``/admin/scaling/redisinstance/<id>/chart/?period=24h`` (``admin:scaling_redisinstance_chart``)
+- ``/admin/scaling/redisinstance/<id>/chart/?period=24h`` (``admin:scaling_redisinstance_chart``;
+  without ``period``, the shortest period that holds the instance's samples, at most a day)
 
 Both need a staff login with the view permission on Redis instances (the admin's own
 check), and run a fixed number of queries whatever the number of instances or samples
@@ -24,7 +25,7 @@ from autoscaler.redaction import redact
 from logs import selectors
 from scaling.models import RedisInstance
 
-DEFAULT_PERIOD = "24h"
+LONGEST_DEFAULT_PERIOD = "24h"  # a chart opens on at most a day (logs.selectors.chart_default_period)
 OVERVIEW_PAGE_SIZE = 100
 OVERVIEW_ORDERINGS = {
     # ?o=   label, order_by
@@ -114,13 +115,18 @@ def instance_chart_view(request, object_id, *, model_admin):
         pk = int(object_id)
     except (TypeError, ValueError):
         raise Http404("No such Redis instance") from None
-    instance = selectors.instances_with_state(now=now, queryset=RedisInstance.objects.filter(pk=pk)).first()
+    instance = selectors.with_sample_extent(
+        selectors.instances_with_state(now=now, queryset=RedisInstance.objects.filter(pk=pk))
+    ).first()
     if instance is None:
         raise Http404("No such Redis instance")
 
     periods = selectors.chart_periods()
     period = next((p for p in periods if p.key == request.GET.get("period")), None)
-    period = period or next((p for p in periods if p.key == DEFAULT_PERIOD), periods[-1])
+    period = period or selectors.chart_default_period(
+        periods, now=now, first_sample_at=instance.first_sample_at, last_sample_at=instance.last_sample_at,
+        longest=LONGEST_DEFAULT_PERIOD,
+    )
     start = now - period.span
 
     series = selectors.instance_chart_series(instance=instance, start=start, end=now)

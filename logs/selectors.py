@@ -110,6 +110,34 @@ def chart_periods(retention_days=None):
     return periods
 
 
+def chart_default_period(periods, *, now, first_sample_at, last_sample_at, longest="24h"):
+    """The period a chart opens on: the shortest that holds all the instance's samples, so that
+    a new instance is not a speck at the right edge; no longer than `longest` (a day: longer
+    periods are a click away), unless that holds no sample at all, then the shortest that holds
+    the latest one. The shortest period when there is no sample."""
+    if last_sample_at is None:
+        return periods[0]
+    cap = next((p for p in periods if p.key == longest), periods[-1])
+    holding_all = next((p for p in periods if now - p.span <= first_sample_at), None)
+    if holding_all is not None and holding_all.span <= cap.span:
+        return holding_all
+    if now - cap.span <= last_sample_at:
+        return cap
+    return next((p for p in periods if now - p.span <= last_sample_at), periods[-1])
+
+
+def with_sample_extent(queryset):
+    """Annotate first_sample_at and last_sample_at (any sample, good or failed): two index
+    probes per instance on (instance, collected_at), inside the query that reads the instance."""
+    samples = MetricLog.objects.filter(instance=OuterRef("pk"))
+    return queryset.annotate(
+        first_sample_at=Subquery(samples.order_by("collected_at").values("collected_at")[:1],
+                                 output_field=DateTimeFieldType()),
+        last_sample_at=Subquery(samples.order_by("-collected_at").values("collected_at")[:1],
+                                output_field=DateTimeFieldType()),
+    )
+
+
 def bucket_seconds_for(span, max_points=MAX_CHART_POINTS):
     """The smallest round bucket that splits `span` into at most `max_points` buckets.
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from scaling.models import RedisPlan
 from scaling.services.heroku_access import heroku_client, heroku_client_reset
 from scaling.services.plans import plans_load
-from tests.fakes.heroku import FakeHeroku, installed_fake, schema_or_skip
+from tests.fakes.heroku import FakeHeroku, installed_fake
 from tests.redis_servers import redis_server_factory  # noqa: F401  (a fixture)
 
 
@@ -18,7 +18,8 @@ def plans(db):
 @pytest.fixture
 def heroku():
     """The fake Heroku answering the app's client (HEROKU_API_URL); checks every request
-    against the official schema and fails the test on a request Heroku would refuse."""
+    against the repository's Heroku contract (cut from the official schema) and fails the test
+    on a request Heroku would refuse."""
     heroku_client_reset()
     with installed_fake(api_key=settings.HEROKU_API_KEY, base_url=settings.HEROKU_API_URL) as fake:
         # Back-offs of the app's client are recorded, not slept.
@@ -31,7 +32,7 @@ def heroku():
 @pytest.fixture
 def served_heroku():
     """The fake on a real socket, for subprocesses: set HEROKU_API_URL=fake.served_url in their env."""
-    fake = FakeHeroku(api_key=settings.HEROKU_API_KEY, schema_path=schema_or_skip())
+    fake = FakeHeroku(api_key=settings.HEROKU_API_KEY)
     with fake.serve():
         yield fake
     fake.assert_no_violations()

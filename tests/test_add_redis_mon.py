@@ -157,7 +157,8 @@ def test_a_piped_session_with_typos_corrected_saves_what_was_meant(cli, database
     order = ["Name (letters, digits, - and _)", "Heroku app", "Redis config var (Redis vars of the app: REDIS_URL) [REDIS_URL]",
              "Metric rate (30s, 1m, 5m) [1m]", "Memory % to stay under (1-100; % of the plan's 50 MB now) [80]",
              "Connection % to stay under (1-100; % of the plan's 40 connections now) [80]",
-             "Scaling enabled (y/n) [y]", "Min plan (name from the list) [mini]", "Max plan (name from the list) [premium-14]",
+             "Scaling enabled (y/n) [y]", "Min plan (name from the list) [mini]",
+             "Max plan (name from the list, or 'highest'; premium-7 is $750.00/month) [premium-7]",
              "Scaling rate (1m, 5m, 10m) [1m]", "Mail on threshold breach (y/n) [y]", "Mail on scaling success (y/n) [y]",
              "Mail on scaling failure (y/n) [y]", "Save? (y/n) [y]"]
     positions = [out.index(prompt) for prompt in order]
@@ -334,13 +335,50 @@ def test_flags_only_asks_nothing_prints_what_it_saved_and_exits_0(cli, database)
     assert saved["next_sample_at"] is not None
 
 
-def test_flags_only_defaults_are_the_providers_lowest_and_highest_plans(cli, database):
+def test_flags_only_defaults_are_the_lowest_plan_and_the_cheapest_with_four_times_the_memory(cli, database):
     result = cli(*REQUIRED)
     assert result.returncode == 0, result.stdout + result.stderr
     saved = instance(database, "orders")
+    # premium-0 has 50 MB: premium-2 (250 MB, $60) is the cheapest with at least 200 MB.
     assert (saved["metric_rate"], saved["memory_threshold"], saved["connection_threshold"], saved["scaling_enabled"],
             saved["min_plan"], saved["max_plan"], saved["scaling_rate"]) == (
-        60, 80, 80, True, "heroku-redis:mini", "heroku-redis:premium-14", 60)
+        60, 80, 80, True, "heroku-redis:mini", "heroku-redis:premium-2", 60)
+    assert ("Cost:                 $15.00/month now on premium-0, at most $60.00/month on premium-2 "
+            "(the default max plan: the cheapest with 4x the memory; 'highest' is premium-14, "
+            "$12,000.00/month)") in result.stdout
+
+
+def test_max_plan_highest_is_the_providers_highest_plan(cli, database):
+    result = cli(*REQUIRED, "--max-plan", "highest")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert instance(database, "orders")["max_plan"] == "heroku-redis:premium-14"
+    assert "at most $12,000.00/month on premium-14" in result.stdout
+
+
+def test_the_max_plan_prompt_and_the_summary_show_the_default_and_its_monthly_price(cli, database):
+    answers = lines("orders", "shop", "", "", "", "", "", "", "", "", "", "", "", "")
+    result = cli(stdin=answers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Max plan (name from the list, or 'highest'; premium-2 is $60.00/month) [premium-2]: " in out
+    summary = out.index("Summary")
+    assert out.index("Cost:                 $15.00/month now on premium-0, at most $60.00/month on premium-2",
+                     summary) < out.index("Save? (y/n) [y]")
+    assert instance(database, "orders")["max_plan"] == "heroku-redis:premium-2"
+
+
+def test_highest_at_the_max_plan_prompt_takes_the_providers_highest_plan(cli, database):
+    answers = lines("orders", "shop", "", "", "", "", "", "", "Highest", "", "", "", "", "")
+    result = cli(stdin=answers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert instance(database, "orders")["max_plan"] == "heroku-redis:premium-14"
+
+
+def test_a_min_plan_above_the_default_bound_moves_the_default_max_plan_to_four_times_the_min(cli, database):
+    result = cli(*REQUIRED, "--min-plan", "premium-3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # premium-3 has 500 MB: premium-7 (7,168 MB) is the cheapest with at least 2,000 MB.
+    assert instance(database, "orders")["max_plan"] == "heroku-redis:premium-7"
 
 
 def test_a_script_registers_many_instances_with_flags_alone(cli, database, fake, redis_server):
@@ -474,7 +512,7 @@ def test_list_prints_the_registered_instances_as_a_table(cli, fake, redis_server
     assert table[0].split() == ["NAME", "APP", "CONFIG", "VAR", "PLAN", "MIN..MAX", "SAMPLE", "MEM%", "CONN%",
                                 "SCALING", "MAIL", "NEXT", "SAMPLE"]
     assert table[1].split()[:10] == ["blank", "shop-2", "HEROKU_REDIS_BLANK_URL", "heroku-redis:mini",
-                                     "mini..premium-14", "1m", "80", "80", "off", "-sf"]
+                                     "mini..premium-1", "1m", "80", "80", "off", "-sf"]
     assert table[2].split()[:11] == ["orders", "shop", "REDIS_URL", "heroku-redis:premium-0", "premium-0..premium-3",
                                      "1m", "80", "80", "every", "1m", "bsf"]
     assert table[3].startswith("2 instances (MAIL: b on threshold breach, s on scaling success, f on scaling failure")

@@ -36,6 +36,8 @@ CONFIG_VAR_MAX = RedisInstance._meta.get_field("config_var").max_length
 DEFAULT_METRIC_RATE = RedisInstance.MetricRate.M1
 DEFAULT_SCALING_RATE = RedisInstance.ScalingRate.M1
 DEFAULT_THRESHOLD = 80
+MAX_PLAN_MEMORY_FACTOR = 4
+HIGHEST = "highest"  # as a max plan: the provider's highest plan
 
 TRUE_WORDS = {"y", "yes", "true", "on", "1"}
 FALSE_WORDS = {"n", "no", "false", "off", "0"}
@@ -166,6 +168,22 @@ def clean_plan(value, *, ladder):
     if ":" in text and text.split(":", 1)[0] != service:
         raise RegistrationError(f"{_shown(value.strip())} is not a {service} plan; this add-on is {service}: choose one of {offered}")
     raise RegistrationError(f"unknown plan {_shown(value.strip())}; choose one of {offered}")
+
+
+def clean_max_plan(value, *, ladder):
+    """Like clean_plan; 'highest' is the provider's highest plan."""
+    if (value or "").strip().lower() == HIGHEST:
+        return ladder[-1]
+    return clean_plan(value, ladder=ladder)
+
+
+def max_plan_default(*, ladder, current, min_plan):
+    """The cheapest plan of `ladder` with at least MAX_PLAN_MEMORY_FACTOR times the memory of the
+    current plan (or of the min plan, when that is higher); the highest when none has that much.
+    A bound, so that a registration that names no max plan cannot run up the provider's top price."""
+    base = max(current, min_plan, key=_rank)
+    roomy = [plan for plan in ladder if plan.mem_limit >= MAX_PLAN_MEMORY_FACTOR * base.mem_limit]
+    return min(roomy, key=lambda plan: (plan.cost, plan.mem_limit)) if roomy else ladder[-1]
 
 
 def clean_plan_range(*, min_plan, max_plan):
@@ -319,6 +337,10 @@ def threshold_connections(plan, pct):
     return None if plan.unlimited_connections else plan.conn_limit * pct // 100
 
 
+def monthly(cost):
+    return f"${cost:,.2f}/month"
+
+
 def plan_line(plan):
     conns = "unlimited connections" if plan.unlimited_connections else f"{plan.conn_limit:,} connections"
     return f"{plan.mem_limit:,} MB, {conns}, ${plan.cost}/month"
@@ -326,7 +348,7 @@ def plan_line(plan):
 
 def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
                   scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success, notify_failure,
-                  probe=None, existing=None):
+                  probe=None, existing=None, max_plan_defaulted=False):
     """(label, text) rows that show what will be saved and what it means on the current plan."""
     plan = resolved.plan
     rows = [
@@ -368,6 +390,12 @@ def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_t
     rows.append(("Scaling", ("enabled" if scaling_enabled else "disabled")
                  + f", between {min_plan.short_name} and {max_plan.short_name}, "
                  f"checked every {rate_label(scaling_rate, RedisInstance.ScalingRate.choices)}"))
+    cost = f"{monthly(plan.cost)} now on {plan.short_name}, at most {monthly(max_plan.cost)} on {max_plan.short_name}"
+    if max_plan_defaulted:
+        highest = plan_ladder(plan=plan)[-1]
+        cost += (f" (the default max plan: the cheapest with {MAX_PLAN_MEMORY_FACTOR}x the memory; "
+                 f"'{HIGHEST}' is {highest.short_name}, {monthly(highest.cost)})")
+    rows.append(("Cost", cost))
     rows.append(("Mail on", ", ".join(f"{what}: {'yes' if flag else 'no'}" for what, flag in (
         ("breach", notify_breach), ("success", notify_success), ("failure", notify_failure)))))
     if scaling_enabled and _rank(plan) < _rank(min_plan):

@@ -271,3 +271,85 @@ def test_the_overview_in_the_browser(browser, live_server, plans):
     link = browser.find_element("link text", "Overview of all instances")
     assert link.get_attribute("href").endswith(reverse("admin:scaling_redisinstance_overview"))
     browser.save_screenshot(str(ARTIFACTS / "admin_index.png"))
+
+
+PEAK_STATE_JS = """
+const chart = Chart.getChart(document.getElementById('instance-chart'));
+const i = chart.data.datasets.findIndex(d => d.label === 'memory % (peak)');
+const ys = chart.getDatasetMeta(i).data.filter(p => !p.skip).map(p => p.y);
+return {breachDots: chart.$autoscaler.breachDots, highestPeakY: Math.min(...ys),
+        y90: chart.scales.y.getPixelForValue(90), y40: chart.scales.y.getPixelForValue(40),
+        period: document.querySelector('.periods .current').textContent.trim()};
+"""
+
+
+def test_one_breached_sample_is_drawn_at_its_height_at_every_period(browser, live_server, plans):
+    now = timezone.now()
+    instance = make_instance(name="one-spike", memory_threshold=80, connection_threshold=80, metric_rate=300)
+    rows, spike_at = [], now - timedelta(hours=1)
+    for k in range(7 * 288):  # a week of 5-minute samples at 40 %, one of them at 90 %
+        at = now - timedelta(minutes=5 * k)
+        memory = 90.0 if abs((at - spike_at).total_seconds()) < 150 else 40.0
+        rows.append(MetricLog(instance=instance, plan=instance.current_plan, slot=at, collected_at=at, used_memory=1,
+                              connected_clients=1, memory_pct=memory, connection_pct=10.0))
+    MetricLog.objects.bulk_create(rows, batch_size=2000)
+    _login(browser, live_server)
+    url = live_server.url + reverse("admin:scaling_redisinstance_chart", args=[instance.pk])
+    for query in ("", "?period=6h", "?period=7d", "?period=30d"):
+        browser.get(url + query)
+        _wait(browser, lambda b: b.execute_script(
+            "return document.getElementById('instance-chart').dataset.ready === 'true'"), "the chart")
+        state = browser.execute_script(PEAK_STATE_JS)
+        assert state["breachDots"] == 1, (query, state)
+        assert abs(state["highestPeakY"] - state["y90"]) < 1, (query, state)  # the peak line reaches 90 %
+    assert state["period"] == "30 days"
+
+
+LIST_EDGES_JS = """
+const box = document.querySelector('#changelist .results');  // the admin's box that scrolls sideways
+const right = title => [...document.querySelectorAll('#result_list thead th')]
+  .find(th => th.textContent.trim().toLowerCase() === title).getBoundingClientRect().right;
+return {columns: Object.fromEntries(arguments[0].map(title => [title, right(title)])),
+        visible: box.getBoundingClientRect().right, table: box.scrollWidth, box: box.clientWidth,
+        viewport: document.documentElement.clientWidth};
+"""
+
+
+def _fits_on_1400_px(browser, live_server, url, columns, screenshot):
+    browser.set_window_size(1400, 900)
+    browser.get(live_server.url + url)
+    _wait(browser, lambda b: b.find_elements("css selector", "#result_list"), "the list")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / screenshot))
+    edges = browser.execute_script(LIST_EDGES_JS, columns)
+    assert all(right <= edges["visible"] for right in edges["columns"].values()), edges
+    assert edges["table"] <= edges["box"] and edges["visible"] <= edges["viewport"], edges  # nothing hidden
+
+
+def test_the_actions_and_samples_lists_show_every_column_on_a_1400_px_screen(browser, live_server, plans):
+    now = timezone.now()
+    instance = make_instance(name="orders-queue-with-a-long-name", plan="heroku-redis:premium-0")
+    premium = RedisPlan.objects.get(plan_name="heroku-redis:premium-10")
+    for k in range(30):
+        ScalingAction.objects.create(
+            instance=instance, instance_name=instance.name, created_at=now - timedelta(minutes=k),
+            finished_at=now - timedelta(minutes=k) + timedelta(seconds=40), from_plan=instance.current_plan,
+            to_plan=premium, direction="up", status=("succeeded", "failed", "dry-run")[k % 3],
+            reason="memory avg 91.0% above 80% over the last 5 min (latest sample 93.2%, rising 4.1 points/min); "
+                   "premium-10 keeps memory at 2% and connections at 1% " * 3,
+            error="Heroku refused the change (422): plan not available in this region" if k % 3 == 1 else "",
+        )
+        at = now - timedelta(seconds=30 * k)
+        failed = k % 5 == 0
+        MetricLog.objects.create(
+            instance=instance, plan=instance.current_plan, slot=at, collected_at=at,
+            used_memory=None if failed else 123_456_789, connected_clients=None if failed else 1_234,
+            memory_pct=None if failed else 45.2, connection_pct=None if failed else 30.0, evicted_keys=None if failed else 0,
+            rejected_connections=None if failed else 0, ops_per_sec=None if failed else 12_345,
+            error_kind="timeout" if failed else "",
+            error="timed out reading INFO after 5 s from ec2-54-210-11-12.compute-1.amazonaws.com:24789" if failed else "")
+    _login(browser, live_server)
+    _fits_on_1400_px(browser, live_server, reverse("admin:logs_scalingaction_changelist"),
+                     ["status", "reason"], "admin_actions.png")
+    _fits_on_1400_px(browser, live_server, reverse("admin:logs_metriclog_changelist"),
+                     ["collected", "memory", "clients", "evicted / rejected", "error"], "admin_samples.png")

@@ -1,8 +1,9 @@
 """A fake Heroku Platform API at the HTTP level, checked against Heroku's own schema.
 
-Every request is matched to a `link` of `../shared/heroku/platform-api-schema.json` and its
-JSON body validated against the link's `schema`; every 2xx answer is validated against the
-link's `targetSchema`. Anything that does not fit (unknown route, invalid body, missing
+Every request is matched to a `link` of the Heroku contract `heroku_contract.json` beside this
+file (the links the product calls, cut by `scripts/heroku_contract.py` from Heroku's official
+Platform API schema, which it names with its sha256) and its JSON body validated against the
+link's `schema`; every 2xx answer is validated against the link's `targetSchema`. Anything that does not fit (unknown route, invalid body, missing
 `Accept` version, an answer of the fake's own that breaks the schema) is recorded in
 `violations` and answered the way Heroku would (404 `not_found`, 422 `invalid_params`...),
 so a test that drives the client wrongly fails in `assert_no_violations()` even where the
@@ -42,7 +43,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT.parent / "shared" / "heroku" / "platform-api-schema.json"
+CONTRACT_PATH = Path(__file__).with_name("heroku_contract.json")
 ACCEPT = "application/vnd.heroku+json; version=3"
 POOL_SIZE = 4500
 REFILL_PER_SECOND = 4500 / 3600
@@ -50,19 +51,6 @@ DEFAULT_PAGE, MAX_PAGE = 200, 1000
 FREE_PATHS = {"/account/rate-limits"}  # not counted against the rate limit
 
 Call = collections.namedtuple("Call", "method path body")
-
-
-def schema_or_skip(path=None) -> Path:
-    """The schema's path, or skip the calling test saying why it is absent."""
-    path = Path(path or SCHEMA_PATH)
-    if not path.is_file():
-        import pytest
-
-        pytest.skip(
-            f"Heroku Platform API schema {path} absent: the Heroku schema lives in "
-            "../shared/heroku, not in this repository"
-        )
-    return path
 
 
 class ManualClock:
@@ -129,11 +117,13 @@ class _Route:
 
 
 class HerokuSchema:
-    """The routes of the hyper-schema and validators for their request/response schemas."""
+    """The routes of the hyper-schema and validators for their request/response schemas: the
+    repository's contract (its "schema" part) or Heroku's whole schema, which has the same pointers."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self.root = json.loads(self.path.read_text(encoding="utf-8"))
+        document = json.loads(self.path.read_text(encoding="utf-8"))
+        self.root = document["schema"] if "contract" in document else document
         resource = DRAFT4.create_resource(self.root)
         self.base_uri = resource.id() or ""
         self.registry = Registry().with_resource(self.base_uri, resource)
@@ -272,7 +262,7 @@ class FakeHeroku:
                  schema_path=None, clock=time.monotonic):
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self.schema = _schema(str(schema_path or schema_or_skip()))
+        self.schema = _schema(str(schema_path or CONTRACT_PATH))
         self.clock = clock
         self.apps = {}  # name -> app dict
         self.addons = {}  # id -> add-on state (see add_redis_addon)
@@ -717,7 +707,7 @@ def installed_fake(**options):
 
 _APP = "/apps/{(%23%2Fdefinitions%2Fapp%2Fdefinitions%2Fidentity)}"
 _ADDON = "{(%23%2Fdefinitions%2Fadd-on%2Fdefinitions%2Fidentity)}"
-_HANDLERS = {  # (method, schema href) -> FakeHeroku method; other schema routes answer 501
+_HANDLERS = {  # (method, schema href) -> FakeHeroku method; the contract's ENDPOINTS, the same links
     ("GET", _APP): "_get_app",
     ("GET", "/addons"): "_list_addons",
     ("GET", f"{_APP}/addons"): "_list_app_addons",
@@ -728,7 +718,7 @@ _HANDLERS = {  # (method, schema href) -> FakeHeroku method; other schema routes
     ("GET", "/account/rate-limits"): "_get_rate_limits",
 }
 # The live API answers add-on state "deprovisioning", which the schema's enum lacks
-# (../shared/heroku/README.md): a fake add-on in that state is not the fake's mistake.
+# (Heroku's schema README in ../shared/heroku): a fake add-on in that state is not the fake's mistake.
 _KNOWN_LIVE_DIFFERENCE = re.compile(r"state: 'deprovisioning' is not one of")
 _DEFAULT_ERROR_IDS = {400: "bad_request", 401: "unauthorized", 402: "delinquent", 403: "forbidden",
                       404: "not_found", 422: "invalid_params", 429: "rate_limit", 500: "internal_server_error",

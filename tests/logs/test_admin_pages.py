@@ -309,8 +309,46 @@ def test_chart_period_selector_limits_the_samples_and_follows_the_retention(admi
 def test_chart_of_an_instance_without_samples_says_so(admin_client, plans):
     instance = make_instance(name="empty")
     response = admin_client.get(reverse(CHART, args=[instance.pk]))
-    assert "No samples in the last 24 hours." in html(response)
+    assert "No samples in the last 1 hour." in html(response)
     assert _chart_data(response)["points"]["t"] == []
+
+
+@pytest.mark.parametrize("newest_ago, span, opens_on", [
+    (None, None, "1h"),                                        # no sample yet
+    (timedelta(0), timedelta(minutes=20), "1h"),               # registered 20 minutes ago
+    (timedelta(0), timedelta(hours=3), "6h"),
+    (timedelta(0), timedelta(hours=23), "24h"),
+    (timedelta(0), timedelta(days=3), "24h"),                  # more than a day: a day, longer ones a click away
+    (timedelta(days=3), timedelta(hours=2), "7d"),             # nothing in the last day: where the latest sample is
+])
+def test_the_chart_opens_on_the_shortest_period_that_holds_the_samples(admin_client, plans, newest_ago, span, opens_on):
+    now = timezone.now()
+    instance = make_instance(name="fresh")
+    if span is not None:
+        every = span / 20
+        add_samples(instance, now=now - newest_ago, count=21, every=every)
+    url = reverse(CHART, args=[instance.pk])
+    response = admin_client.get(url)
+    assert response.context["period"].key == opens_on
+    if span is not None:
+        assert sum(_chart_data(response)["points"]["samples"]) == 21 or opens_on == "24h"
+        assert f'<strong class="current" aria-current="true">{response.context["period"].label}</strong>' in html(response)
+    assert admin_client.get(url, {"period": "30d"}).context["period"].key == "30d"  # a chosen period is kept
+
+
+def test_a_single_peak_above_the_threshold_stays_at_its_height_at_every_period(admin_client, plans):
+    now = timezone.now()
+    instance = make_instance(name="spiky", memory_threshold=80)
+    # 40 % for a week of 30 s samples, one sample at 90 % an hour ago
+    add_samples_in_sql(instance, now=now, count=7 * 2880)
+    MetricLog.objects.filter(instance=instance).update(memory_pct=40.0)
+    spike = MetricLog.objects.filter(instance=instance, collected_at__lte=now - timedelta(hours=1)).latest("collected_at")
+    MetricLog.objects.filter(pk=spike.pk).update(memory_pct=90.0)
+    for period in ("6h", "24h", "7d"):
+        data = _chart_data(admin_client.get(reverse(CHART, args=[instance.pk]), {"period": period}))
+        assert max(data["points"]["memoryMax"]) == 90.0, period
+        assert max(data["points"]["memoryAvg"]) < 80.0, period  # the average alone would hide the breach
+        assert data["thresholds"]["memory"] == 80
 
 
 def test_a_month_of_30s_samples_is_downsampled_in_the_database_to_at_most_500_points(plans, django_assert_num_queries):
@@ -388,3 +426,77 @@ def test_a_url_with_a_password_in_a_reason_is_masked_on_the_chart_page(admin_cli
     page = html(admin_client.get(reverse(CHART, args=[instance.pk])))
     assert "Leaked-Pa55word" not in page
     assert "redis://default:***@host:1" in page
+
+
+# ---------------------------------------------------------------------------------------
+# The record's lists, the index, the favicon
+# ---------------------------------------------------------------------------------------
+
+
+def _column_titles(page):
+    import re
+
+    start = page.index("<thead>")
+    head = page[start:page.index("</thead>", start)]
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<th\b[^>]*>(.*?)</th>", head, re.S)]
+
+
+def test_the_actions_list_has_five_narrow_columns_and_a_truncated_reason_with_the_whole_in_its_title(admin_client, plans):
+    now = timezone.now().replace(microsecond=0)
+    instance = make_instance(name="long-reasons")
+    reason = "memory avg 91.0% above 80% " + "because the queue kept growing " * 20 + "THE-END"
+    add_action(instance, at=now - timedelta(seconds=7), to="heroku-redis:premium-1", status="failed", reason=reason,
+               error="Heroku refused the change (422): " + "plan not available " * 10)
+    page = html(admin_client.get(reverse("admin:logs_scalingaction_changelist")))
+    assert _column_titles(page) == ["Decided", "Instance", "Change", "Status", "Reason"]
+    assert "up: premium-0 → premium-1" in page
+    assert page.count("THE-END") == 1 and f'title="{reason}"' in page  # the whole reason on hover only
+    assert "memory avg 91.0% above 80% because" in page and "…" in page
+    assert "Heroku refused the change (422)" in page
+    decided = timezone.localtime(now - timedelta(seconds=7)).strftime("%Y-%m-%d %H:%M:%S")
+    assert decided in page
+
+
+def test_the_samples_list_has_seven_columns_with_memory_and_connections_as_share_and_count(admin_client, plans):
+    now = timezone.now()
+    instance = make_instance(name="columns")
+    add_samples(instance, now=now, count=1, memory=45.25, connections=30.0)
+    MetricLog.objects.create(instance=instance, plan=instance.current_plan, slot=now + timedelta(seconds=30),
+                             collected_at=now + timedelta(seconds=30), error_kind="timeout",
+                             error="timed out reading INFO after 5 s " + "x" * 200 + " THE-END")
+    page = html(admin_client.get(reverse("admin:logs_metriclog_changelist")))
+    assert _column_titles(page) == ["Collected", "Instance", "Plan", "Memory", "Clients", "Evicted / rejected", "Error"]
+    assert "45.2% (22.6 MB)" in page and "30.0% (30)" in page and "0 / 0" in page
+    assert "timeout: timed out reading INFO after 5 s" in page and page.count("THE-END") == 1  # whole on hover only
+
+
+def test_sample_times_show_seconds_so_that_30s_samples_are_told_apart(admin_client, plans):
+    now = timezone.now().replace(microsecond=0)
+    instance = make_instance(name="thirty")
+    add_samples(instance, now=now, count=2)
+    page = html(admin_client.get(reverse("admin:logs_metriclog_changelist")))
+    for at in (now, now - timedelta(seconds=30)):
+        assert timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S") in page
+    log = MetricLog.objects.filter(instance=instance).latest("collected_at")
+    detail = html(admin_client.get(reverse("admin:logs_metriclog_change", args=[log.pk])))
+    assert timezone.localtime(now).strftime("%Y-%m-%d %H:%M:%S") in detail
+
+
+def test_redis_instances_come_first_in_the_admin_index(admin_client, plans):
+    response = admin_client.get(reverse("admin:index"))
+    labels = [app["app_label"] for app in response.context["app_list"]]
+    assert labels[:3] == ["scaling", "logs", "notifications"]
+    assert set(labels[3:]) >= {"auth", "axes"}
+    page = html(response)
+    assert page.index("Redis instances") < page.index("Groups") < page.index("Access attempts")
+
+
+def test_the_favicon_is_served_without_a_warning(client, caplog):
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert body[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    assert "max-age" in response["Cache-Control"]
+    assert caplog.records == []

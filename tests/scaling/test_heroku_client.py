@@ -24,7 +24,7 @@ from scaling.heroku import (
     HerokuTimeout,
     client_from_settings,
 )
-from tests.fakes.heroku import ACCEPT, FakeHeroku, ManualClock, installed_fake, schema_or_skip
+from tests.fakes.heroku import ACCEPT, FakeHeroku, ManualClock, installed_fake
 
 API_KEY = "test-api-key-0123456789"
 REDIS_URL = "redis://default:s3cr3t-redis-password@redis-1.fake.test:6379"
@@ -497,11 +497,6 @@ def test_a_plan_changed_by_hand_and_a_rotated_url_are_what_the_client_reads_next
 
     assert client.get_addon(addon["id"]).plan_name == "heroku-redis:premium-5"
     assert client.get_config_vars("shop")["REDIS_URL"] == "redis://default:new@redis-2.fake.test:6379"
-
-
-def test_a_missing_schema_skips_with_the_reason(tmp_path):
-    with pytest.raises(pytest.skip.Exception, match="not in this repository"):
-        schema_or_skip(tmp_path / "absent.json")
 
 
 # --- Served over real HTTP ------------------------------------------------------------

@@ -3,7 +3,9 @@
  *
  * Reads the JSON in <script id="chart-data"> (logs/admin_views.py chart_data) and draws,
  * with the vendored Chart.js (logs/static/logs/vendor/):
- *   - memory % and connections %: the average per bucket as a line, a band up to the peak;
+ *   - memory % and connections %: the peak per bucket as the solid line, so that a breach shows
+ *     at its height at every period (a dot where it is above its threshold), the average as a
+ *     thin dashed line, the band between them shaded;
  *   - the instance's thresholds as dashed horizontal lines (plugin below);
  *   - each plan change as a numbered marker at the top with a vertical line, coloured by
  *     status (done, dry run, failed, pending); the tooltip gives the reason;
@@ -57,7 +59,14 @@
       id: "autoscalerOverlays",
       afterDatasetsDraw: function (chart) {
         var area = chart.chartArea, ctx = chart.ctx;
-        var x = chart.scales.x, y = chart.scales.y, drawn = { thresholdLines: 0, planLines: 0 };
+        var x = chart.scales.x, y = chart.scales.y, drawn = { thresholdLines: 0, planLines: 0, breachDots: 0 };
+        chart.data.datasets.forEach(function (dataset, i) {
+          if (!/\(peak\)$/.test(dataset.label) || !chart.isDatasetVisible(i)) return;
+          chart.getDatasetMeta(i).data.forEach(function (point) {
+            if (point.options && point.options.radius > 0 && point.x >= area.left - 1 && point.x <= area.right + 1
+                && point.y >= area.top - 1 && point.y <= area.bottom + 1) drawn.breachDots += 1;
+          });
+        });
         ctx.save();
         ctx.font = "12px sans-serif";
         [["memory", "memory threshold", COLORS.memory], ["connections", "connections threshold", COLORS.connections]].forEach(function (t) {
@@ -105,13 +114,27 @@
     var failures = [];
     p.t.forEach(function (t, i) { if (p.failures[i] > 0) failures.push({ x: t, y: 0, count: p.failures[i] }); });
 
-    var line = { borderWidth: 2, pointRadius: 0, pointHoverRadius: 3, tension: 0, spanGaps: gap };
-    var band = { borderWidth: 0.75, pointRadius: 0, pointHoverRadius: 3, tension: 0, spanGaps: gap, fill: "-1" };
+    var average = { borderWidth: 1, borderDash: [4, 3], pointRadius: 0, pointHoverRadius: 3, tension: 0, spanGaps: gap };
+    var peakLine = { borderWidth: 2, pointHoverRadius: 4, tension: 0, spanGaps: gap, fill: "-1" };
+    // A dot on each peak above its threshold: one breached sample stays visible however long the period.
+    function breachRadius(values, threshold) {
+      return values.map(function (v) { return v !== null && v > threshold ? 3.5 : 0; });
+    }
+    // Red where breached, else the series' colour (the legend shows the first point's colour).
+    function breachColor(values, threshold, color) {
+      return values.map(function (v) { return v !== null && v > threshold ? COLORS.failed : color; });
+    }
     var datasets = [
-      Object.assign({ label: "memory % (avg)", data: series(p.t, p.memoryAvg), borderColor: COLORS.memory, backgroundColor: COLORS.memory }, line),
-      Object.assign({ label: "memory % (peak)", data: series(p.t, p.memoryMax), borderColor: COLORS.memoryBand.replace("0.15", "0.6"), backgroundColor: COLORS.memoryBand }, band),
-      Object.assign({ label: "connections % (avg)", data: series(p.t, p.connectionsAvg), borderColor: COLORS.connections, backgroundColor: COLORS.connections }, line),
-      Object.assign({ label: "connections % (peak)", data: series(p.t, p.connectionsMax), borderColor: COLORS.connectionsBand.replace("0.15", "0.6"), backgroundColor: COLORS.connectionsBand }, band),
+      Object.assign({ label: "memory % (avg)", data: series(p.t, p.memoryAvg), borderColor: COLORS.memory, backgroundColor: COLORS.memory }, average),
+      Object.assign({ label: "memory % (peak)", data: series(p.t, p.memoryMax), borderColor: COLORS.memory, backgroundColor: COLORS.memoryBand,
+                      pointRadius: breachRadius(p.memoryMax, data.thresholds.memory),
+                      pointBackgroundColor: breachColor(p.memoryMax, data.thresholds.memory, COLORS.memory),
+                      pointBorderColor: breachColor(p.memoryMax, data.thresholds.memory, COLORS.memory) }, peakLine),
+      Object.assign({ label: "connections % (avg)", data: series(p.t, p.connectionsAvg), borderColor: COLORS.connections, backgroundColor: COLORS.connections }, average),
+      Object.assign({ label: "connections % (peak)", data: series(p.t, p.connectionsMax), borderColor: COLORS.connections, backgroundColor: COLORS.connectionsBand,
+                      pointRadius: data.connectionsUnlimited ? 0 : breachRadius(p.connectionsMax, data.thresholds.connections),
+                      pointBackgroundColor: breachColor(p.connectionsMax, data.thresholds.connections, COLORS.connections),
+                      pointBorderColor: breachColor(p.connectionsMax, data.thresholds.connections, COLORS.connections) }, peakLine),
       {
         label: "plan changes", data: changes, showLine: false, clip: false,
         pointStyle: "triangle", pointRadius: 7, pointHoverRadius: 9,
@@ -143,7 +166,7 @@
             // the first bucket may start a little before the period: show it whole
             type: "time", min: p.t.length ? Math.min(data.start, p.t[0]) : data.start, max: data.end,
             title: { display: true, text: "time (" + utcOffsetLabel() + ")" },
-            time: { tooltipFormat: "yyyy-MM-dd HH:mm", displayFormats: { minute: "HH:mm", hour: "HH:mm", day: "MMM d" } },
+            time: { tooltipFormat: "yyyy-MM-dd HH:mm:ss", displayFormats: { minute: "HH:mm", hour: "HH:mm", day: "MMM d" } },
             ticks: { maxRotation: 0, autoSkipPadding: 16 },
           },
           y: { min: 0, max: yMax, title: { display: true, text: "% of the plan's limit" }, ticks: { callback: function (v) { return v + "%"; } } },
