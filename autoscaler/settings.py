@@ -105,6 +105,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default must take the worker's threads writing at once: the write-ahead
+    # log lets readers go on beside the writer, IMMEDIATE transactions take the write lock at
+    # BEGIN (a deferred one that read first fails at once with "database is locked" when it
+    # tries to write), and the busy timeout makes a writer wait its turn instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
