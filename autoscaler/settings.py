@@ -3,40 +3,42 @@
 The defaults let a fresh clone run with nothing installed: SQLite, a filesystem Celery
 broker, mails printed to the console. With DEBUG off (the default, and production)
 SECRET_KEY and ALLOWED_HOSTS must be set, or start-up stops with one line saying so.
+
+Local runs keep their settings in `.env` beside manage.py (written by the first
+`scripts/run`, git-ignored), read here when it exists; a variable of the real environment
+wins over it. Heroku has no `.env` (it is git-ignored), so production reads only its config
+vars. `ENV_FILE` names another file, or none when empty (the tests, the deploy check).
+Importing these settings creates no file or folder.
 """
 
-import secrets
+import os
 from pathlib import Path
 
 import dj_database_url
+from dotenv import load_dotenv
 
 from autoscaler.env import ConfigurationError, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Local state of a development run (SQLite file, filesystem broker); never used on Heroku.
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
+# Local state of a development run (filesystem broker, run lock); never used on Heroku.
 VAR_DIR = BASE_DIR / "var"
 
 DEBUG = env_bool("DEBUG", False)
 
-
-def _dev_secret_key():
-    """A random key kept in var/ so that sessions survive restarts of a local run."""
-    key_file = VAR_DIR / "dev-secret-key"
-    if not key_file.exists():
-        VAR_DIR.mkdir(exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-    return key_file.read_text().strip()
-
-
 SECRET_KEY = env_str("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+if not SECRET_KEY:
+    raise ConfigurationError(
+        "SECRET_KEY is not set: set it (50+ random characters)"
+        + (" or run scripts/run once, which writes one into .env" if DEBUG else "")
+    )
 if not DEBUG:
-    if not SECRET_KEY:
-        raise ConfigurationError("SECRET_KEY is not set: set it (50+ random characters) or set DEBUG=true for local use")
     if not ALLOWED_HOSTS:
         raise ConfigurationError("ALLOWED_HOSTS is not set: set it to the app's host names, comma separated (e.g. myapp.herokuapp.com)")
 else:
-    SECRET_KEY = SECRET_KEY or _dev_secret_key()
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 
 INSTALLED_APPS = [
@@ -160,13 +162,14 @@ CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if host and 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://localhost//"
+    # Every folder of this broker under var/broker (kombu's default puts the exchange tables
+    # in ./control); autoscaler/celery.py makes them when Celery starts, not at import.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 elif CELERY_BROKER_URL.startswith("rediss://"):
