@@ -187,6 +187,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What a library prints is ordinary output, not a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Heroku Platform API ---
 HEROKU_API_KEY = env_str("HEROKU_API_KEY")
@@ -207,13 +209,11 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
-)
+# Without an SMTP server each mail is printed whole as one INFO record of the log.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "notifications.backends.LogEmailBackend"
 SERVER_EMAIL = env_str("SERVER_EMAIL", "autoscaler@localhost")
 DEFAULT_FROM_EMAIL = SERVER_EMAIL
+# Empty: the active admin users' addresses (notifications/services.py).
 RECIPIENTS = env_list("RECIPIENTS")
 EMAIL_PREFIX = env_str("EMAIL_PREFIX", "[redis-autoscaler] ")
 if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
@@ -221,8 +221,14 @@ if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
 EMAIL_SUBJECT_PREFIX = EMAIL_PREFIX
 # The same alert condition is mailed again only after this many seconds.
 ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60)
-# Public address of this app, for links in mails (e.g. https://myapp.herokuapp.com).
+# Public address of this app, for absolute links in mails (e.g. https://myapp.herokuapp.com).
+# Unset: the local address of scripts/run in DEBUG, else the first of ALLOWED_HOSTS.
 SITE_URL = env_str("SITE_URL", "").rstrip("/")
+if not SITE_URL and DEBUG:
+    SITE_URL = "http://127.0.0.1:8000"
+elif not SITE_URL:
+    _named_hosts = [host for host in ALLOWED_HOSTS if host and not host.startswith((".", "*", "["))]
+    SITE_URL = f"https://{_named_hosts[0]}" if _named_hosts else ""
 
 # --- Retention ---
 N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1)

@@ -71,3 +71,17 @@ def test_the_filesystem_broker_keeps_every_folder_under_var_broker_made_when_cel
     assert result.stdout.strip() == "filesystem://localhost//"
     made = [name for name in _files(project) if not name.startswith("autoscaler")]
     assert made == ["var", "var/broker", "var/broker/control", "var/broker/processed", "var/broker/queue"]
+
+
+def test_a_local_run_prints_mails_through_the_log_and_links_them_to_the_local_address(project):
+    code = "from autoscaler import settings as s; print(s.EMAIL_BACKEND, s.SITE_URL, s.CELERY_WORKER_REDIRECT_STDOUTS_LEVEL)"
+    result = _python(project, code, DEBUG="true", SECRET_KEY="s" * 50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["notifications.backends.LogEmailBackend", "http://127.0.0.1:8000", "INFO"]
+
+
+def test_in_production_mail_links_use_site_url_else_the_first_allowed_host(project):
+    code = "from autoscaler import settings as s; print(s.SITE_URL)"
+    production = dict(DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="scaler.example.com,.example.org")
+    assert _python(project, code, **production).stdout.strip() == "https://scaler.example.com"
+    assert _python(project, code, SITE_URL="https://ops.example.net/", **production).stdout.strip() == "https://ops.example.net"
