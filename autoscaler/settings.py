@@ -1,8 +1,8 @@
 """Django settings: every value comes from the environment (DESIGN section 3).
 
 The defaults let a fresh clone run with nothing installed: SQLite, a filesystem Celery
-broker, mails printed to the console. With DEBUG off (the default, and production)
-SECRET_KEY and ALLOWED_HOSTS must be set, or start-up stops with one line saying so.
+broker, mails printed whole in the log. SECRET_KEY, and with DEBUG off (the default, and
+production) ALLOWED_HOSTS, must be set, or start-up stops with one line saying so.
 
 Local runs keep their settings in `.env` beside manage.py (written by the first
 `scripts/run`, git-ignored), read here when it exists; a variable of the real environment
