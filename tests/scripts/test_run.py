@@ -2,9 +2,11 @@
 
 import signal
 import socket
+import subprocess
 
 import pytest
 
+from tests.helpers import ROOT
 from tests.redis_servers import free_port
 from tests.scripts.local_run import LocalRun, alive, clean_env, descendants, working_tree_copy
 
@@ -37,13 +39,22 @@ def _stopped_cleanly(run, children):
     return status, left
 
 
+def test_dot_env_is_ignored_by_git_so_it_is_never_deployed():
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+    assert ignored.returncode == 0
+
+
 def test_sigterm_stops_web_worker_and_beat_and_exits_0_and_a_second_copy_is_refused_meanwhile(local_run, clone):
     port = free_port()
     run = local_run(PORT=str(port))
     assert run.ready(), run.output[-3000:]
     children = descendants(run.process.pid)
     assert len(children) >= 5, run.output  # honcho, gunicorn master and workers, worker, beat
-    assert (clone / ".env").exists()
+    settings_file = (clone / ".env").read_text().splitlines()
+    assert "DEBUG=true" in settings_file
+    assert any(line.startswith("SECRET_KEY=") and len(line) > 60 for line in settings_file)
+    assert "# HEROKU_API_KEY=" in settings_file
+    assert any(line.startswith("# RECIPIENTS=") for line in settings_file)
 
     second = LocalRun(clone, clean_env(PORT=str(free_port())))
     assert second.wait(timeout=60) == 1
@@ -57,9 +68,12 @@ def test_sigterm_stops_web_worker_and_beat_and_exits_0_and_a_second_copy_is_refu
     assert "Shutting down" in run.output or "Handling signal: term" in run.output, run.output[-3000:]
 
 
-def test_ctrl_c_stops_everything_and_exits_0(local_run):
+def test_ctrl_c_stops_everything_and_exits_0_and_an_existing_dot_env_is_kept(local_run, clone):
+    settings_file = "# mine\nDEBUG=true\nSECRET_KEY=kept-as-written-0123456789-0123456789-0123456789\n"
+    (clone / ".env").write_text(settings_file)
     run = local_run(PORT=str(free_port()))
     assert run.ready(), run.output[-3000:]
+    assert (clone / ".env").read_text() == settings_file
     children = descendants(run.process.pid)
     run.press_ctrl_c()
     status, left = _stopped_cleanly(run, children)
