@@ -68,11 +68,14 @@ def test_sigterm_stops_web_worker_and_beat_and_exits_0_and_a_second_copy_is_refu
     assert "Shutting down" in run.output or "Handling signal: term" in run.output, run.output[-3000:]
 
 
-def test_ctrl_c_stops_everything_and_exits_0_and_an_existing_dot_env_is_kept(local_run, clone):
-    settings_file = "# mine\nDEBUG=true\nSECRET_KEY=kept-as-written-0123456789-0123456789-0123456789\n"
+def test_ctrl_c_stops_everything_and_exits_0_and_an_existing_dot_env_is_kept_under_the_shell(local_run, clone):
+    settings_file = ("# mine\nDEBUG=true\nSECRET_KEY=kept-as-written-0123456789-0123456789-0123456789\n"
+                     "WEB_CONCURRENCY=1\nWORKER_CONCURRENCY=3\n")
     (clone / ".env").write_text(settings_file)
-    run = local_run(PORT=str(free_port()))
+    run = local_run(PORT=str(free_port()), WORKER_CONCURRENCY="2")
     assert run.ready(), run.output[-3000:]
+    assert run.output.count("Booting worker with pid") == 1  # from .env
+    assert "concurrency: 2 (thread)" in run.output  # the shell's value wins over .env's
     assert (clone / ".env").read_text() == settings_file
     children = descendants(run.process.pid)
     run.press_ctrl_c()
