@@ -1,42 +1,44 @@
 """Django settings: every value comes from the environment (DESIGN section 3).
 
 The defaults let a fresh clone run with nothing installed: SQLite, a filesystem Celery
-broker, mails printed to the console. With DEBUG off (the default, and production)
-SECRET_KEY and ALLOWED_HOSTS must be set, or start-up stops with one line saying so.
+broker, mails printed whole in the log. SECRET_KEY, and with DEBUG off (the default, and
+production) ALLOWED_HOSTS, must be set, or start-up stops with one line saying so.
+
+Local runs keep their settings in `.env` beside manage.py (written by the first
+`scripts/run`, git-ignored), read here when it exists; a variable of the real environment
+wins over it. Heroku has no `.env` (it is git-ignored), so production reads only its config
+vars. `ENV_FILE` names another file, or none when empty (the tests, the deploy check).
+Importing these settings creates no file or folder.
 """
 
-import secrets
+import os
 from pathlib import Path
 
 import dj_database_url
+from dotenv import load_dotenv
 
 from autoscaler.env import ConfigurationError, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Local state of a development run (SQLite file, filesystem broker); never used on Heroku.
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
+# Local state of a development run (filesystem broker, run lock); never used on Heroku.
 VAR_DIR = BASE_DIR / "var"
 
 DEBUG = env_bool("DEBUG", False)
 
-
-def _dev_secret_key():
-    """A random key kept in var/ so that sessions survive restarts of a local run."""
-    key_file = VAR_DIR / "dev-secret-key"
-    if not key_file.exists():
-        VAR_DIR.mkdir(exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-    return key_file.read_text().strip()
-
-
 SECRET_KEY = env_str("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+if not SECRET_KEY:
+    raise ConfigurationError(
+        "SECRET_KEY is not set: set it (50+ random characters)"
+        + (" or run scripts/run once, which writes one into .env" if DEBUG else "")
+    )
 if not DEBUG:
-    if not SECRET_KEY:
-        raise ConfigurationError("SECRET_KEY is not set: set it (50+ random characters) or set DEBUG=true for local use")
     if not ALLOWED_HOSTS:
         raise ConfigurationError("ALLOWED_HOSTS is not set: set it to the app's host names, comma separated (e.g. myapp.herokuapp.com)")
 else:
-    SECRET_KEY = SECRET_KEY or _dev_secret_key()
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]
 
 INSTALLED_APPS = [
@@ -105,6 +107,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default must take the worker's threads writing at once: the write-ahead
+    # log lets readers go on beside the writer, IMMEDIATE transactions take the write lock at
+    # BEGIN (a deferred one that read first fails at once with "database is locked" when it
+    # tries to write), and the busy timeout makes a writer wait its turn instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -150,13 +162,14 @@ CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if host and 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://localhost//"
+    # Every folder of this broker under var/broker (kombu's default puts the exchange tables
+    # in ./control); autoscaler/celery.py makes them when Celery starts, not at import.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 elif CELERY_BROKER_URL.startswith("rediss://"):
@@ -174,6 +187,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What a library prints is ordinary output, not a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # --- Heroku Platform API ---
 HEROKU_API_KEY = env_str("HEROKU_API_KEY")
@@ -194,13 +209,11 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
-)
+# Without an SMTP server each mail is printed whole as one INFO record of the log.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "notifications.backends.LogEmailBackend"
 SERVER_EMAIL = env_str("SERVER_EMAIL", "autoscaler@localhost")
 DEFAULT_FROM_EMAIL = SERVER_EMAIL
+# Empty: the active admin users' addresses (notifications/services.py).
 RECIPIENTS = env_list("RECIPIENTS")
 EMAIL_PREFIX = env_str("EMAIL_PREFIX", "[redis-autoscaler] ")
 if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
@@ -208,8 +221,14 @@ if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
 EMAIL_SUBJECT_PREFIX = EMAIL_PREFIX
 # The same alert condition is mailed again only after this many seconds.
 ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60)
-# Public address of this app, for links in mails (e.g. https://myapp.herokuapp.com).
+# Public address of this app, for absolute links in mails (e.g. https://myapp.herokuapp.com).
+# Unset: the local address of scripts/run in DEBUG, else the first of ALLOWED_HOSTS.
 SITE_URL = env_str("SITE_URL", "").rstrip("/")
+if not SITE_URL and DEBUG:
+    SITE_URL = "http://127.0.0.1:8000"
+elif not SITE_URL:
+    _named_hosts = [host for host in ALLOWED_HOSTS if host and not host.startswith((".", "*", "["))]
+    SITE_URL = f"https://{_named_hosts[0]}" if _named_hosts else ""
 
 # --- Retention ---
 N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1)

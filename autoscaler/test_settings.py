@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault("DEBUG", "true")
+# A developer's .env (from scripts/run) must not leak into the tests, nor into the
+# subprocesses they start, which inherit this environment.
+os.environ.setdefault("ENV_FILE", "")
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "0123456789" * 4)
 os.environ.setdefault("HEROKU_API_URL", "https://heroku.test")
 
 from autoscaler.settings import *  # noqa: E402,F403

@@ -3,7 +3,11 @@
 Every alert is written to the Notification table before it is sent (the outbox), under a
 row lock on its instance, and the alerts of the same kind decide whether to send: the same
 condition (fingerprint) is mailed once, then again only after ALERT_REPEAT_SECONDS; a new
-condition is mailed at once. A mail that cannot be sent is recorded and logged, never raised.
+condition is mailed at once. A mail that cannot be sent is recorded on its row and never
+raised; the log says so at WARNING once per cause and process, not once per alert.
+
+Mails go to RECIPIENTS, or while it is empty to the active admin users (superusers) that
+have an address, so that a local run with its admin user shows every mail.
 """
 
 import logging
@@ -22,6 +26,35 @@ logger = logging.getLogger(__name__)
 
 UNREACHABLE_AFTER = 3  # failed samples in a row before "unreachable" is mailed
 Kind = Notification.Kind
+
+
+class DeliveryWarnings:
+    """Warns once per cause of undelivered mail in this process; a mail that goes through
+    forgets the causes, so that the next outage is warned about again."""
+
+    def __init__(self):
+        self._warned = set()
+
+    def warn(self, cause, message, *args):
+        if cause not in self._warned:
+            self._warned.add(cause)
+            logger.warning(message, *args)
+
+    def forget(self):
+        self._warned.clear()
+
+
+delivery_warnings = DeliveryWarnings()
+
+
+def mail_recipients():
+    """RECIPIENTS, else the addresses of the active admin users."""
+    if settings.RECIPIENTS:
+        return list(settings.RECIPIENTS)
+    from django.contrib.auth import get_user_model
+
+    admins = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
+    return sorted(set(admins.values_list("email", flat=True)))
 
 
 def instance_admin_url(instance):
@@ -57,28 +90,37 @@ def notification_send(*, instance, kind, fingerprint, subject, lines, now):
         notification = Notification.objects.create(
             instance=instance, kind=kind, fingerprint=fingerprint[:200],
             subject=redact(f"{settings.EMAIL_PREFIX}{subject}")[:300], body=body,
-            recipients=", ".join(settings.RECIPIENTS), created_at=now,
+            recipients=", ".join(mail_recipients()), created_at=now,
         )
     _deliver(notification, now)
     return notification
 
 
 def _deliver(notification, now):
+    recipients = [address.strip() for address in notification.recipients.split(",") if address.strip()]
     if not settings.ENABLE_EMAILS:
         notification.error = "not sent: ENABLE_EMAILS is off"
-    elif not settings.RECIPIENTS:
-        notification.error = "not sent: RECIPIENTS is empty"
+        delivery_warnings.warn("disabled", "alerts are not mailed: ENABLE_EMAILS is off (they are kept in the admin)")
+    elif not recipients:
+        notification.error = "not sent: no one to mail (RECIPIENTS is empty and no admin user has an address)"
+        delivery_warnings.warn(
+            "no-recipients", "alerts are not mailed: RECIPIENTS is empty and no active admin user has an e-mail "
+            "address; set RECIPIENTS (they are kept in the admin meanwhile)")
     else:
         message = EmailMessage(
             subject=notification.subject, body=notification.body,
-            from_email=settings.SERVER_EMAIL, to=list(settings.RECIPIENTS),
+            from_email=settings.SERVER_EMAIL, to=recipients,
         )
         try:
             message.send(fail_silently=False)
             notification.sent_at = now
+            delivery_warnings.forget()
         except Exception as error:  # noqa: BLE001 - a mail never stops scaling
             notification.error = redact(f"{error.__class__.__name__}: {error}")[:1000]
-            logger.error("mail %r could not be sent: %s", notification.subject, notification.error)
+            delivery_warnings.warn(
+                f"failed:{error.__class__.__name__}", "alert mail %r could not be sent: %s "
+                "(further failures of this kind are not logged until a mail goes through)",
+                notification.subject, notification.error)
     Notification.objects.filter(pk=notification.pk).update(sent_at=notification.sent_at, error=notification.error)
 
 
