@@ -106,6 +106,20 @@ def unreachable_instances_notify(*, instance_ids, now=None):
         )
 
 
+def check_failed_notify(*, instance, error, now):
+    """Always mailed, once per error (repeated like any alert): the checks of this instance
+    fail, so nothing scales it until an operator looks."""
+    return notification_send(
+        instance=instance, kind=Kind.CHECK_FAILED, fingerprint=f"check-failed:{error[:150]}",
+        subject=f"{instance.name}: cannot be judged, scaling checks fail",
+        lines=[
+            f"Error: {error}",
+            "No plan change is made for this instance until its checks succeed again.",
+        ],
+        now=now,
+    )
+
+
 def _numbers(instance, decision):
     memory = "n/a" if decision.memory_pct is None else f"{decision.memory_pct:.1f}%"
     connections = "unlimited" if instance.current_plan.unlimited_connections else (

@@ -129,7 +129,12 @@ class RedisInstance(models.Model):
     # --- scheduler state ---
     next_sample_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # SQLite only: the lease of the check running (PostgreSQL uses an advisory lock instead).
     check_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    check_error = models.TextField(
+        blank=True, editable=False, help_text="Why the last scaling check could not judge this instance"
+    )
+    check_failed_since = models.DateTimeField(null=True, blank=True, editable=False)
     plan_changed_at = models.DateTimeField(null=True, blank=True, help_text="When the current plan took effect")
     consecutive_failures = models.PositiveIntegerField(default=0)
 
