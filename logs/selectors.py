@@ -19,6 +19,8 @@ State of an instance (the overview, in this order; the first that applies wins):
 
 - ``unreachable``: ``consecutive_failures >= 3`` (three failed reads in a row, the same
   count after which the "unreachable" alert is mailed);
+- ``check failing``: the last scaling check could not judge the instance (``check_error``:
+  a min plan above the max after a plan-data reload, a plan not in the ladder, ...);
 - ``no data``: no successful sample in the last ``LATEST_SAMPLE_WINDOW`` (15 minutes, three
   times the slowest metric rate): the instance was just registered, or collection stopped;
 - ``at max plan``: breaching (below) while the current plan is already the max plan, so
@@ -63,12 +65,13 @@ LATEST_SAMPLE_WINDOW = timedelta(minutes=15)
 
 class State:
     UNREACHABLE = "unreachable"
+    CHECK_FAILING = "check failing"
     NO_DATA = "no data"
     AT_MAX_PLAN = "at max plan"
     BREACHING = "breaching"
     OK = "ok"
     # most urgent first: the overview's default "state" ordering and the totals line
-    ALL = (UNREACHABLE, NO_DATA, AT_MAX_PLAN, BREACHING, OK)
+    ALL = (UNREACHABLE, CHECK_FAILING, NO_DATA, AT_MAX_PLAN, BREACHING, OK)
 
 
 class Mode:
@@ -247,6 +250,7 @@ def _state_expressions(now):
         sample = Subquery(latest.annotate(verdict=verdict).values("verdict")[:1], output_field=output_field)
         return Case(
             When(unreachable, then=Value(value_of(State.UNREACHABLE))),
+            When(~Q(check_error=""), then=Value(value_of(State.CHECK_FAILING))),
             default=Coalesce(sample, Value(value_of(State.NO_DATA))), output_field=output_field,
         )
 

@@ -25,6 +25,7 @@ from datetime import timedelta
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 
+from autoscaler.redaction import redact
 from logs.models import MetricLog, ScalingAction
 from notifications import services as mail
 from scaling import engine
@@ -202,7 +203,7 @@ def _pending_action(*, instance):
 
 
 def _check_failed(*, instance, now, error):
-    text = f"{type(error).__name__}: {error}"[:2000]
+    text = redact(f"{type(error).__name__}: {error}")[:2000]
     logger.exception("check of instance %s failed", instance.name)
     RedisInstance.objects.filter(pk=instance.pk).update(check_error=text, check_failed_since=instance.check_failed_since or now)
     instance.check_error = text
