@@ -59,7 +59,7 @@ BUCKET_SIZES = (
 )
 MAX_CHART_MARKERS = 1000  # plan changes drawn on one chart (a bouncing instance cannot flood the page)
 
-UNREACHABLE_AFTER = 3  # as notifications.services.UNREACHABLE_AFTER
+UNREACHABLE_AFTER = RedisInstance.UNREACHABLE_AFTER
 LATEST_SAMPLE_WINDOW = timedelta(minutes=15)
 
 
@@ -239,7 +239,7 @@ def _state_expressions(now):
     latest = _latest_good_sample(now)
     breaching = Q(memory_pct__gt=OuterRef("memory_threshold")) | Q(connection_pct__gt=OuterRef("connection_threshold"))
     at_max = Exact(OuterRef("current_plan_id"), OuterRef("max_plan_id"))
-    unreachable = Q(consecutive_failures__gte=UNREACHABLE_AFTER)
+    unreachable = RedisInstance.unreachable_q()
 
     def judged(value_of, output_field):
         verdict = Case(

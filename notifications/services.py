@@ -20,7 +20,7 @@ from scaling.models import RedisInstance
 
 logger = logging.getLogger(__name__)
 
-UNREACHABLE_AFTER = 3  # failed samples in a row before "unreachable" is mailed
+UNREACHABLE_AFTER = RedisInstance.UNREACHABLE_AFTER  # failed samples in a row before "unreachable" is mailed
 Kind = Notification.Kind
 
 
@@ -89,7 +89,7 @@ def unreachable_instances_notify(*, instance_ids, now=None):
     from logs.models import MetricLog
 
     now = now or timezone.now()
-    for instance in RedisInstance.objects.with_plans().filter(pk__in=instance_ids, consecutive_failures__gte=UNREACHABLE_AFTER):
+    for instance in RedisInstance.objects.with_plans().filter(RedisInstance.unreachable_q(), pk__in=instance_ids):
         last = MetricLog.objects.filter(instance=instance).order_by("-collected_at").first()
         reason = last.error if last and not last.ok else "unknown"
         notification_send(

@@ -30,7 +30,7 @@ class RedisInstanceAdmin(admin.ModelAdmin):
     search_fields = ("name", "app_name", "addon_name", "config_var")
     list_select_related = ("current_plan", "min_plan", "max_plan")
     readonly_fields = (
-        "addon_id", "addon_name", "current_plan", "resolved_at", "refresh_requested_at", "redis_url_status",
+        "addon_id", "addon_name", "current_plan", "resolved_at", "redis_url_status",
         "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
     )
     fieldsets = (
@@ -38,7 +38,7 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         ("Metrics", {"fields": ("metric_rate", "memory_threshold", "connection_threshold")}),
         ("Scaling", {"fields": ("scaling_enabled", "dry_run", "min_plan", "max_plan", "scaling_rate")}),
         ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
-        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at", "refresh_requested_at")}),
+        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at")}),
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
     )
 

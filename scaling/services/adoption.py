@@ -28,7 +28,7 @@ def plan_adopt_if_changed(*, instance, plan, now, found_by):
     )
     if not changed:
         return False
-    direction = ScalingAction.Direction.UP if (plan.mem_limit, plan.cost) > (old_plan.mem_limit, old_plan.cost) else ScalingAction.Direction.DOWN
+    direction = ScalingAction.Direction.UP if plan.rank > old_plan.rank else ScalingAction.Direction.DOWN
     ScalingAction.objects.create(
         instance=instance, instance_name=instance.name, created_at=now, finished_at=now,
         from_plan=old_plan, to_plan=plan, direction=direction, status=ScalingAction.Status.SUCCEEDED,

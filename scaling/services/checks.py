@@ -323,11 +323,6 @@ def plan_change_follow(*, action_id, now, client=None, follow_later=None):
         return _follow(action=action, instance=instance, now=now, client=client, follow_later=follow_later)
 
 
-def action_follow(*, action, instance, now, client=None):
-    """Look at the add-on once and complete a pending action from what Heroku says."""
-    return _follow(action=action, instance=instance, now=now, client=client, follow_later=None)
-
-
 def _follow(*, action, instance, now, client, follow_later):
     at = _stamps(now)
     if not action.sent:

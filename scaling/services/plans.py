@@ -158,7 +158,7 @@ def plan_ladder(*, plan):
     family = plan_family(plan)
     return [
         candidate
-        for candidate in RedisPlan.objects.filter(service_name=plan.service_name).order_by("mem_limit", "cost")
+        for candidate in RedisPlan.objects.filter(service_name=plan.service_name).order_by(*RedisPlan.RANK_FIELDS)
         if plan_family(candidate) == family
     ]
 

@@ -10,7 +10,7 @@ from logs.models import MetricLog, ScalingAction
 from notifications.models import Notification
 from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
-from scaling.services.checks import PATCH_SETTLE, action_follow, instance_check_scaling
+from scaling.services.checks import PATCH_SETTLE, instance_check_scaling, plan_change_follow
 from scaling.services.collection import samples_collect
 from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
@@ -200,8 +200,8 @@ def test_a_pending_change_heroku_does_not_show_is_failed_only_once_it_can_no_lon
         from_plan=instance.current_plan, to_plan=instance.max_plan, direction="up", reason="test", status="pending",
     )
     # A minute after the PATCH the old plan proves nothing: the PATCH may still be at work.
-    assert action_follow(action=action, instance=instance, now=T0 + timedelta(minutes=1)).outcome == "pending"
-    outcome = action_follow(action=action, instance=instance, now=T0 + PATCH_SETTLE)
+    assert plan_change_follow(action_id=action.pk, now=T0 + timedelta(minutes=1)).outcome == "pending"
+    outcome = plan_change_follow(action_id=action.pk, now=T0 + PATCH_SETTLE)
     assert outcome.outcome == "failed"
     assert heroku.count("PATCH") == 0
     action.refresh_from_db()
@@ -212,7 +212,7 @@ def test_a_pending_change_never_sent_is_failed_at_once_without_asking_heroku(que
     instance, server, addon = queue
     action = ScalingAction.open(instance=instance, from_plan=instance.current_plan, to_plan=instance.max_plan,
                                 direction="up", reason="test", at=T0)
-    outcome = action_follow(action=action, instance=instance, now=T0 + timedelta(seconds=30))
+    outcome = plan_change_follow(action_id=action.pk, now=T0 + timedelta(seconds=30))
     assert outcome.outcome == "failed" and "never sent" in outcome.detail
     assert heroku.calls == []
 
