@@ -163,16 +163,6 @@ def plan_ladder(*, plan):
     ]
 
 
-def plan_lookup(*, name, service_name=None):
-    """A plan by its Heroku name, or by the short form within one provider ('premium-0')."""
-    if ":" in name:
-        return RedisPlan.objects.filter(plan_name=name).first()
-    if service_name:
-        return RedisPlan.objects.filter(plan_name=f"{service_name}:{name}").first()
-    matches = list(RedisPlan.objects.filter(plan_name__endswith=":" + name))
-    return matches[0] if len(matches) == 1 else None
-
-
 def plan_to_engine(plan):
     from scaling import engine
 
