@@ -177,8 +177,9 @@ def _release_lease(instance_id):
 def instance_check_scaling(*, instance_id, now, dry_run=False, client=None, follow_later=None):
     """One engine run for one instance, acting on its decision unless dry run.
 
-    `follow_later(action_id)`: schedules `plan_change_follow` for a change left pending
-    (the Celery task); without it the instance's next check follows the change.
+    `follow_later(action_id)`: schedules `plan_change_follow` for a change it sent and left
+    pending (the Celery task); without it, or if that task is lost, the instance's next
+    check follows the change.
     """
     with instance_claimed(instance_id=instance_id, now=now) as claimed:
         if not claimed:
@@ -186,7 +187,9 @@ def instance_check_scaling(*, instance_id, now, dry_run=False, client=None, foll
         instance = RedisInstance.objects.with_plans().get(pk=instance_id)
         pending = _pending_action(instance=instance)
         if pending is not None:
-            return _follow(action=pending, instance=instance, now=now, client=client, follow_later=follow_later)
+            # Its follow task is already scheduled (one chain per change, started with the
+            # PATCH): the check only looks, so that checks do not multiply the follows.
+            return _follow(action=pending, instance=instance, now=now, client=client, follow_later=None)
         try:
             outcome = _decide_and_act(instance=instance, now=now, dry_run=dry_run or instance.dry_run, client=client,
                                       follow_later=follow_later)

@@ -114,3 +114,16 @@ def test_the_check_task_schedules_the_follow_task_every_plan_follow_seconds(brea
     action.refresh_from_db()
     assert action.status == "succeeded" and len(sent) == 2
     assert heroku.count("PATCH") == 1
+
+
+def test_a_check_of_an_instance_with_a_change_in_flight_looks_without_starting_another_follow(breaching, heroku):
+    scheduled = []
+    instance_check_scaling(instance_id=breaching.pk, now=breaching.start, follow_later=scheduled.append)
+    action = ScalingAction.objects.get(instance=breaching)
+    assert scheduled == [action.pk]
+
+    outcome = instance_check_scaling(instance_id=breaching.pk, now=breaching.start + timedelta(minutes=1),
+                                     follow_later=scheduled.append)
+
+    assert outcome.outcome == "pending" and scheduled == [action.pk]  # still one chain of follows
+    assert [call.method for call in heroku.calls] == ["PATCH", "GET"]
