@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import Error as DatabaseFault, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 
 from autoscaler.redaction import redact
@@ -185,16 +185,16 @@ def instance_check_scaling(*, instance_id, now, dry_run=False, client=None, foll
         if not claimed:
             return CheckOutcome(str(instance_id), "busy", "another check of this instance is running")
         instance = RedisInstance.objects.with_plans().get(pk=instance_id)
-        pending = _pending_action(instance=instance)
-        if pending is not None:
-            # Its follow task is already scheduled (one chain per change, started with the
-            # PATCH): the check only looks, so that checks do not multiply the follows.
-            return _follow(action=pending, instance=instance, now=now, client=client, follow_later=None)
         try:
+            pending = _pending_action(instance=instance)
+            if pending is not None:
+                # Its follow task is already scheduled (one chain per change, started with the
+                # PATCH): the check only looks, so that checks do not multiply the follows.
+                return _follow(action=pending, instance=instance, now=now, client=client, follow_later=None)
             outcome = _decide_and_act(instance=instance, now=now, dry_run=dry_run or instance.dry_run, client=client,
                                       follow_later=follow_later)
-        except DatabaseError:
-            raise  # the database's own trouble: nothing can be recorded now; the next check retries
+        except DatabaseFault:
+            raise  # the database's own trouble (any of Django's database errors): nothing can be recorded now; the next check retries
         except Exception as error:  # noqa: BLE001 - an instance that cannot be judged is shown and alerted
             return _check_failed(instance=instance, now=now, error=error)
         _check_ok(instance=instance)
