@@ -131,6 +131,14 @@ class ScalingAction(models.Model):
             to_plan=to_plan, direction=direction, reason=reason, status=cls.Status.DRY_RUN,
         )
 
+    @classmethod
+    def record_adoption(cls, *, instance, from_plan, to_plan, direction, reason, at):
+        """A change made outside the app and adopted: it already happened."""
+        return cls.objects.create(
+            instance=instance, instance_name=instance.name, created_at=at, finished_at=at, from_plan=from_plan,
+            to_plan=to_plan, direction=direction, reason=reason, status=cls.Status.SUCCEEDED,
+        )
+
     def _transition(self, **fields):
         done = ScalingAction.objects.filter(pk=self.pk, status=self.Status.PENDING).update(**fields) == 1
         if done:

@@ -29,9 +29,8 @@ def plan_adopt_if_changed(*, instance, plan, now, found_by):
     if not changed:
         return False
     direction = ScalingAction.Direction.UP if plan.rank > old_plan.rank else ScalingAction.Direction.DOWN
-    ScalingAction.objects.create(
-        instance=instance, instance_name=instance.name, created_at=now, finished_at=now,
-        from_plan=old_plan, to_plan=plan, direction=direction, status=ScalingAction.Status.SUCCEEDED,
+    ScalingAction.record_adoption(
+        instance=instance, at=now, from_plan=old_plan, to_plan=plan, direction=direction,
         reason=f"plan changed outside the app from {old_plan.plan_name} to {plan.plan_name} "
         f"(found by {found_by}); adopted as the current plan",
     )
