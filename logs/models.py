@@ -62,8 +62,11 @@ class MetricLog(models.Model):
 class ScalingAction(models.Model):
     """A decision to change a plan, and what became of it.
 
-    Written as pending before the PATCH is sent and completed after Heroku confirms, so a
-    worker killed in between leaves a row the next check reconciles instead of repeating.
+    Its life is the methods below: `open` (pending, written before the PATCH), `mark_sent`
+    (the PATCH is leaving), `note` (why it is in doubt), then `succeed` or `fail`. A worker
+    killed in between leaves a pending row that the next check or follow completes instead
+    of repeating it. `record_dry_run` and `record_adoption` write changes that are finished
+    as they are recorded.
     """
 
     class Direction(models.TextChoices):
