@@ -251,6 +251,7 @@ LOGGING = {
 
 # --- Scaling ---
 # How long a check follows a plan change it just made before leaving it to the next check.
-PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 60, minimum=0)
+# How often a pending plan change is looked at (a follow task each time, never a sleeping worker).
+PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 20, minimum=0)
 REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1)
 REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1)

@@ -1,11 +1,44 @@
+from functools import partial
+
 from django.contrib import admin
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from autoscaler.admin_utils import ReadOnlyAdmin
 from autoscaler.redaction import redact
+from logs import admin_views
 from logs.models import MetricLog, ScalingAction
+from scaling.admin import RedisInstanceAdmin
+from scaling.models import RedisInstance
+
+
+class RedisInstanceWithRecordAdmin(RedisInstanceAdmin):
+    """The instances' admin with the pages over their record (logs/admin_views.py): the
+    overview and each instance's chart. They live here, with the record they read, so that
+    imports point one way (logs -> scaling); they hang on the instance admin so that they sit
+    beside the instances (``admin:scaling_redisinstance_overview`` and ``..._chart``)."""
+
+    list_display = RedisInstanceAdmin.list_display + ("chart_link",)
+
+    def get_urls(self):
+        # Before the defaults: "<id>/" would otherwise swallow "overview/".
+        wrap = self.admin_site.admin_view
+        return [
+            path("overview/", wrap(partial(admin_views.overview_view, model_admin=self)),
+                 name="scaling_redisinstance_overview"),
+            path("<path:object_id>/chart/", wrap(partial(admin_views.instance_chart_view, model_admin=self)),
+                 name="scaling_redisinstance_chart"),
+        ] + super().get_urls()
+
+    @admin.display(description="chart")
+    def chart_link(self, instance):
+        return format_html('<a href="{}">chart</a>', reverse("admin:scaling_redisinstance_chart", args=[instance.pk]))
+
+
+admin.site.unregister(RedisInstance)
+admin.site.register(RedisInstance, RedisInstanceWithRecordAdmin)
 
 # Seconds shown everywhere: samples come every 30 s, and the admin's default format stops at minutes.
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -1,6 +1,6 @@
 """Admin pages over the record: one instance's chart, and the overview of all instances.
 
-Hooked into the admin by `scaling.admin.RedisInstanceAdmin.get_urls`:
+Hooked into the admin by `logs.admin.RedisInstanceWithRecordAdmin.get_urls`:
 
 - ``/admin/scaling/redisinstance/overview/`` (name ``admin:scaling_redisinstance_overview``)
 - ``/admin/scaling/redisinstance/<id>/chart/?period=24h`` (``admin:scaling_redisinstance_chart``;

@@ -62,8 +62,11 @@ class MetricLog(models.Model):
 class ScalingAction(models.Model):
     """A decision to change a plan, and what became of it.
 
-    Written as pending before the PATCH is sent and completed after Heroku confirms, so a
-    worker killed in between leaves a row the next check reconciles instead of repeating.
+    Its life is the methods below: `open` (pending, written before the PATCH), `mark_sent`
+    (the PATCH is leaving), `note` (why it is in doubt), then `succeed` or `fail`. A worker
+    killed in between leaves a pending row that the next check or follow completes instead
+    of repeating it. `record_dry_run` and `record_adoption` write changes that are finished
+    as they are recorded.
     """
 
     class Direction(models.TextChoices):
@@ -108,3 +111,59 @@ class ScalingAction(models.Model):
 
     def __str__(self):
         return f"{self.instance_name}: {self.from_plan} -> {self.to_plan} ({self.status})"
+
+    # --- The plan change's life: pending -> succeeded / failed. ---------------------------
+    # Every transition is one compare-and-set UPDATE on the pending row, stamped with the
+    # moment it happened: of two workers acting on one change, exactly one wins (True), and
+    # nothing else writes `status`.
+
+    @classmethod
+    def open(cls, *, instance, from_plan, to_plan, direction, reason, at):
+        """A change about to be sent, written before the PATCH (the outbox row). Raises
+        IntegrityError while another change of the instance is pending."""
+        return cls.objects.create(
+            instance=instance, instance_name=instance.name, created_at=at, from_plan=from_plan, to_plan=to_plan,
+            direction=direction, reason=reason, status=cls.Status.PENDING,
+        )
+
+    @classmethod
+    def record_dry_run(cls, *, instance, from_plan, to_plan, direction, reason, at):
+        """A change decided and not sent: finished as soon as it is written."""
+        return cls.objects.create(
+            instance=instance, instance_name=instance.name, created_at=at, finished_at=at, from_plan=from_plan,
+            to_plan=to_plan, direction=direction, reason=reason, status=cls.Status.DRY_RUN,
+        )
+
+    @classmethod
+    def record_adoption(cls, *, instance, from_plan, to_plan, direction, reason, at):
+        """A change made outside the app and adopted: it already happened."""
+        return cls.objects.create(
+            instance=instance, instance_name=instance.name, created_at=at, finished_at=at, from_plan=from_plan,
+            to_plan=to_plan, direction=direction, reason=reason, status=cls.Status.SUCCEEDED,
+        )
+
+    def _transition(self, **fields):
+        done = ScalingAction.objects.filter(pk=self.pk, status=self.Status.PENDING).update(**fields) == 1
+        if done:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return done
+
+    def mark_sent(self, *, at):
+        """The PATCH is about to leave: from now on it may land at Heroku at any moment."""
+        return self._transition(patch_sent_at=at)
+
+    def note(self, error):
+        """Why a change in flight is in doubt, kept on the pending row (the admin shows it)."""
+        return self._transition(error=error[:2000])
+
+    def succeed(self, *, at):
+        return self._transition(status=self.Status.SUCCEEDED, finished_at=at)
+
+    def fail(self, *, at, error, retry_not_before=None):
+        return self._transition(status=self.Status.FAILED, finished_at=at, error=error[:2000],
+                                retry_not_before=retry_not_before)
+
+    @property
+    def sent(self):
+        return self.patch_sent_at is not None

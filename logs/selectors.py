@@ -19,6 +19,8 @@ State of an instance (the overview, in this order; the first that applies wins):
 
 - ``unreachable``: ``consecutive_failures >= 3`` (three failed reads in a row, the same
   count after which the "unreachable" alert is mailed);
+- ``check failing``: the last scaling check could not judge the instance (``check_error``:
+  a min plan above the max after a plan-data reload, a plan not in the ladder, ...);
 - ``no data``: no successful sample in the last ``LATEST_SAMPLE_WINDOW`` (15 minutes, three
   times the slowest metric rate): the instance was just registered, or collection stopped;
 - ``at max plan``: breaching (below) while the current plan is already the max plan, so
@@ -57,18 +59,19 @@ BUCKET_SIZES = (
 )
 MAX_CHART_MARKERS = 1000  # plan changes drawn on one chart (a bouncing instance cannot flood the page)
 
-UNREACHABLE_AFTER = 3  # as notifications.services.UNREACHABLE_AFTER
+UNREACHABLE_AFTER = RedisInstance.UNREACHABLE_AFTER
 LATEST_SAMPLE_WINDOW = timedelta(minutes=15)
 
 
 class State:
     UNREACHABLE = "unreachable"
+    CHECK_FAILING = "check failing"
     NO_DATA = "no data"
     AT_MAX_PLAN = "at max plan"
     BREACHING = "breaching"
     OK = "ok"
     # most urgent first: the overview's default "state" ordering and the totals line
-    ALL = (UNREACHABLE, NO_DATA, AT_MAX_PLAN, BREACHING, OK)
+    ALL = (UNREACHABLE, CHECK_FAILING, NO_DATA, AT_MAX_PLAN, BREACHING, OK)
 
 
 class Mode:
@@ -264,7 +267,7 @@ def _state_expressions(now):
     latest = _latest_good_sample(now)
     breaching = Q(memory_pct__gt=OuterRef("memory_threshold")) | Q(connection_pct__gt=OuterRef("connection_threshold"))
     at_max = Exact(OuterRef("current_plan_id"), OuterRef("max_plan_id"))
-    unreachable = Q(consecutive_failures__gte=UNREACHABLE_AFTER)
+    unreachable = RedisInstance.unreachable_q()
 
     def judged(value_of, output_field):
         verdict = Case(
@@ -275,6 +278,7 @@ def _state_expressions(now):
         sample = Subquery(latest.annotate(verdict=verdict).values("verdict")[:1], output_field=output_field)
         return Case(
             When(unreachable, then=Value(value_of(State.UNREACHABLE))),
+            When(~Q(check_error=""), then=Value(value_of(State.CHECK_FAILING))),
             default=Coalesce(sample, Value(value_of(State.NO_DATA))), output_field=output_field,
         )
 

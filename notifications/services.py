@@ -24,7 +24,7 @@ from scaling.models import RedisInstance
 
 logger = logging.getLogger(__name__)
 
-UNREACHABLE_AFTER = 3  # failed samples in a row before "unreachable" is mailed
+UNREACHABLE_AFTER = RedisInstance.UNREACHABLE_AFTER  # failed samples in a row before "unreachable" is mailed
 Kind = Notification.Kind
 
 
@@ -131,7 +131,7 @@ def unreachable_instances_notify(*, instance_ids, now=None):
     from logs.models import MetricLog
 
     now = now or timezone.now()
-    for instance in RedisInstance.objects.with_plans().filter(pk__in=instance_ids, consecutive_failures__gte=UNREACHABLE_AFTER):
+    for instance in RedisInstance.objects.with_plans().filter(RedisInstance.unreachable_q(), pk__in=instance_ids):
         last = MetricLog.objects.filter(instance=instance).order_by("-collected_at").first()
         reason = last.error if last and not last.ok else "unknown"
         notification_send(
@@ -146,6 +146,20 @@ def unreachable_instances_notify(*, instance_ids, now=None):
             ],
             now=now,
         )
+
+
+def check_failed_notify(*, instance, error, now):
+    """Always mailed, once per error (repeated like any alert): the checks of this instance
+    fail, so nothing scales it until an operator looks."""
+    return notification_send(
+        instance=instance, kind=Kind.CHECK_FAILED, fingerprint=f"check-failed:{error[:150]}",
+        subject=f"{instance.name}: cannot be judged, scaling checks fail",
+        lines=[
+            f"Error: {error}",
+            "No plan change is made for this instance until its checks succeed again.",
+        ],
+        now=now,
+    )
 
 
 def _numbers(instance, decision):

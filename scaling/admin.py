@@ -1,8 +1,4 @@
-from functools import partial
-
 from django.contrib import admin
-from django.urls import path, reverse
-from django.utils.html import format_html
 
 from scaling.models import RedisInstance, RedisPlan
 
@@ -24,41 +20,24 @@ class RedisInstanceAdmin(admin.ModelAdmin):
     list_display = (
         "name", "app_name", "current_plan", "min_plan", "max_plan", "memory_threshold",
         "connection_threshold", "scaling_enabled", "dry_run", "metric_rate", "scaling_rate",
-        "consecutive_failures", "chart_link",
+        "consecutive_failures",
     )
     list_filter = ("scaling_enabled", "dry_run", "metric_rate", "scaling_rate", "current_plan__service_name")
     search_fields = ("name", "app_name", "addon_name", "config_var")
     list_select_related = ("current_plan", "min_plan", "max_plan")
     readonly_fields = (
-        "addon_id", "addon_name", "current_plan", "resolved_at", "refresh_requested_at", "redis_url_status",
-        "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
+        "addon_id", "addon_name", "current_plan", "resolved_at", "redis_url_status", "check_error",
+        "check_failed_since", "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
     )
     fieldsets = (
         ("General", {"fields": ("name", "app_name", "config_var")}),
         ("Metrics", {"fields": ("metric_rate", "memory_threshold", "connection_threshold")}),
         ("Scaling", {"fields": ("scaling_enabled", "dry_run", "min_plan", "max_plan", "scaling_rate")}),
         ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
-        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at", "refresh_requested_at")}),
+        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at")}),
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
+        ("Last check", {"fields": ("check_error", "check_failed_since")}),
     )
-
-    def get_urls(self):
-        # The pages over the record live in logs (DESIGN section 2); they hang here so that
-        # they sit beside the instances in the admin. Before the defaults: "<id>/" would
-        # otherwise swallow "overview/".
-        from logs import admin_views
-
-        wrap = self.admin_site.admin_view
-        return [
-            path("overview/", wrap(partial(admin_views.overview_view, model_admin=self)),
-                 name="scaling_redisinstance_overview"),
-            path("<path:object_id>/chart/", wrap(partial(admin_views.instance_chart_view, model_admin=self)),
-                 name="scaling_redisinstance_chart"),
-        ] + super().get_urls()
-
-    @admin.display(description="chart")
-    def chart_link(self, instance):
-        return format_html('<a href="{}">chart</a>', reverse("admin:scaling_redisinstance_chart", args=[instance.pk]))
 
     def has_add_permission(self, request):
         # Registration resolves the add-on through Heroku: use add_redis_mon.py.

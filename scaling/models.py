@@ -1,6 +1,5 @@
 """The domain's state: the plans a provider sells and the Redis instances we watch."""
 
-import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -19,6 +18,7 @@ class RedisPlan(models.Model):
     """One plan of a Redis add-on, named as Heroku names it (`heroku-redis:premium-0`)."""
 
     UNLIMITED = -1
+    RANK_FIELDS = ("mem_limit", "cost")
 
     service_name = models.CharField(max_length=64, help_text="Heroku add-on service, e.g. heroku-redis")
     plan_name = models.CharField(max_length=128, unique=True, help_text="service:plan, e.g. heroku-redis:premium-0")
@@ -55,6 +55,12 @@ class RedisPlan(models.Model):
         return self.plan_name.split(":", 1)[1]
 
     @property
+    def rank(self):
+        """Where the plan stands in its provider's ladder: by memory, then by price (the
+        order of RANK_FIELDS, the ladder's index)."""
+        return (self.mem_limit, self.cost)
+
+    @property
     def mem_limit_bytes(self):
         return self.mem_limit * MIB
 
@@ -79,6 +85,10 @@ class RedisInstance(models.Model):
         S30 = 30, "30s"
         M1 = 60, "1m"
         M5 = 300, "5m"
+
+    # Failed samples in a row after which an instance is "unreachable" (alerted, and so
+    # shown in the overview).
+    UNREACHABLE_AFTER = 3
 
     class ScalingRate(models.IntegerChoices):
         M1 = 60, "1m"
@@ -122,14 +132,16 @@ class RedisInstance(models.Model):
     current_plan = models.ForeignKey(RedisPlan, on_delete=models.PROTECT, related_name="+")
     redis_url_encrypted = models.TextField(blank=True, editable=False)
     resolved_at = models.DateTimeField(null=True, blank=True, help_text="Last time the add-on was read from Heroku")
-    refresh_requested_at = models.DateTimeField(
-        null=True, blank=True, help_text="Set when a connection failed in a way Heroku may explain"
-    )
 
     # --- scheduler state ---
     next_sample_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # SQLite only: the lease of the check running (PostgreSQL uses an advisory lock instead).
     check_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    check_error = models.TextField(
+        blank=True, editable=False, help_text="Why the last scaling check could not judge this instance"
+    )
+    check_failed_since = models.DateTimeField(null=True, blank=True, editable=False)
     plan_changed_at = models.DateTimeField(null=True, blank=True, help_text="When the current plan took effect")
     consecutive_failures = models.PositiveIntegerField(default=0)
 
@@ -182,6 +194,15 @@ class RedisInstance(models.Model):
     def service_name(self):
         return self.current_plan.service_name
 
+    @property
+    def unreachable(self):
+        return self.consecutive_failures >= self.UNREACHABLE_AFTER
+
+    @classmethod
+    def unreachable_q(cls):
+        """`unreachable` as a filter, for the database to count and sort by."""
+        return Q(consecutive_failures__gte=cls.UNREACHABLE_AFTER)
+
     def clean(self):
         errors = {}
         plans = {"current_plan": self.current_plan_id, "min_plan": self.min_plan_id, "max_plan": self.max_plan_id}
@@ -190,13 +211,8 @@ class RedisInstance(models.Model):
         if len(services) > 1:
             errors["max_plan"] = "Current, min and max plan must all belong to one provider."
         elif "min_plan" in loaded and "max_plan" in loaded:
-            if (loaded["min_plan"].mem_limit, loaded["min_plan"].cost) > (loaded["max_plan"].mem_limit, loaded["max_plan"].cost):
+            if loaded["min_plan"].rank > loaded["max_plan"].rank:
                 errors["min_plan"] = f"The min plan {loaded['min_plan']} is above the max plan {loaded['max_plan']}."
         if errors:
             raise ValidationError(errors)
 
-
-def split_plan_name(plan_name):
-    """'heroku-redis:premium-0' -> ('heroku-redis', 'premium-0'); None where it has no service."""
-    match = re.fullmatch(r"([a-z0-9][a-z0-9-]*):(\S+)", plan_name or "")
-    return (match.group(1), match.group(2)) if match else None

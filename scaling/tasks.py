@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from scaling.services.collection import samples_collect
@@ -37,7 +38,20 @@ def collect_samples(due):
 def check_instance(instance_id, slot):
     from scaling.services.checks import instance_check_scaling
 
-    instance_check_scaling(instance_id=instance_id, now=timezone.now())
+    instance_check_scaling(instance_id=instance_id, now=timezone.now(), follow_later=follow_later)
+
+
+@shared_task(name="scaling.follow_plan_change")
+def follow_plan_change(action_id):
+    from scaling.services.checks import plan_change_follow
+
+    plan_change_follow(action_id=action_id, now=timezone.now(), follow_later=follow_later)
+
+
+def follow_later(action_id):
+    """A pending plan change is looked at again in PLAN_FOLLOW_SECONDS, by any worker: none
+    waits for Heroku in between."""
+    follow_plan_change.apply_async(args=[action_id], countdown=settings.PLAN_FOLLOW_SECONDS)
 
 
 @shared_task(name="scaling.reconcile_addons")

@@ -47,10 +47,9 @@ def _adopt(*, instance, plan, now, found_by):
     )
     if not changed:
         return False
-    direction = ScalingAction.Direction.UP if (plan.mem_limit, plan.cost) > (old_plan.mem_limit, old_plan.cost) else ScalingAction.Direction.DOWN
-    ScalingAction.objects.create(
-        instance=instance, instance_name=instance.name, created_at=now, finished_at=now,
-        from_plan=old_plan, to_plan=plan, direction=direction, status=ScalingAction.Status.SUCCEEDED,
+    direction = ScalingAction.Direction.UP if plan.rank > old_plan.rank else ScalingAction.Direction.DOWN
+    ScalingAction.record_adoption(
+        instance=instance, at=now, from_plan=old_plan, to_plan=plan, direction=direction,
         reason=f"plan changed outside the app from {old_plan.plan_name} to {plan.plan_name} "
         f"(found by {found_by}); adopted as the current plan",
     )

@@ -80,7 +80,7 @@ def _refresh(instance, now):
         return instance_refresh(instance=instance, now=now), ""
     except (ResolutionError, HerokuError) as error:
         logger.warning("instance %s: refresh from Heroku failed: %s", instance.name, error)
-        RedisInstance.objects.filter(pk=instance.pk).update(refresh_requested_at=now, resolved_at=now)
+        RedisInstance.objects.filter(pk=instance.pk).update(resolved_at=now)
         instance.resolved_at = now
         return False, str(error)
 

@@ -150,10 +150,9 @@ def instance_store_resolution(*, instance, resolved, now, plan_known=True):
     instance.addon_name = resolved.addon.name
     instance.redis_url = resolved.redis_url
     instance.resolved_at = now
-    instance.refresh_requested_at = None
     RedisInstance.objects.filter(pk=instance.pk).update(
         addon_id=instance.addon_id, addon_name=instance.addon_name, redis_url_encrypted=instance.redis_url_encrypted,
-        resolved_at=now, refresh_requested_at=None,
+        resolved_at=now,
     )
     if not plan_known:
         logger.warning("instance %s: add-on is on plan %s, unknown to the plan data", instance.name, resolved.addon.plan_name)

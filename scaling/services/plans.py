@@ -160,16 +160,7 @@ def plan_ladder(*, plan):
     family = plan_family(plan)
     return [
         candidate
-        for candidate in RedisPlan.objects.filter(service_name=plan.service_name).order_by("mem_limit", "cost")
+        for candidate in RedisPlan.objects.filter(service_name=plan.service_name).order_by(*RedisPlan.RANK_FIELDS)
         if plan_family(candidate) == family
     ]
 
-
-def plan_lookup(*, name, service_name=None):
-    """A plan by its Heroku name, or by the short form within one provider ('premium-0')."""
-    if ":" in name:
-        return RedisPlan.objects.filter(plan_name=name).first()
-    if service_name:
-        return RedisPlan.objects.filter(plan_name=f"{service_name}:{name}").first()
-    matches = list(RedisPlan.objects.filter(plan_name__endswith=":" + name))
-    return matches[0] if len(matches) == 1 else None

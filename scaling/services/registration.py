@@ -195,7 +195,7 @@ def clean_plan_range(*, min_plan, max_plan):
 
 
 def _rank(plan):
-    return (plan.mem_limit, plan.cost)
+    return plan.rank
 
 
 def _is_uuid(text):
@@ -469,7 +469,6 @@ def instance_register(*, name, app_name, config_var, resolved, metric_rate, memo
             instance.addon_name = resolved.addon.name
             instance.redis_url = resolved.redis_url
             instance.resolved_at = now
-            instance.refresh_requested_at = None
             instance.consecutive_failures = 0
             try:
                 instance.full_clean()

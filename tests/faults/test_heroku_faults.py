@@ -160,15 +160,20 @@ def test_patch_with_the_budget_down_to_the_reserve(plans, heroku, info_server, r
 
 
 @pytest.mark.parametrize("status", [500, 503, "timeout", "malformed"])
-def test_an_unanswered_patch_not_applied_is_followed_then_decided_again(plans, heroku, info_server, reader, status):
-    """The PATCH may or may not have landed: the next check looks (GET) before anything else,
-    finds the old plan, records the failure with its reason and decides again."""
+def test_an_unanswered_patch_not_applied_is_followed_until_it_cannot_land_then_decided_again(plans, heroku, info_server,
+                                                                                            reader, status):
+    """The PATCH may or may not have landed: the next checks look (GET) before anything else.
+    The old plan a minute after the PATCH proves nothing (Heroku may still be at work); two
+    minutes after it, the change can no longer land: the failure is recorded with its reason
+    and the engine decides again."""
     scene = _scene(heroku, info_server, reader)
     heroku.fail_next("PATCH", r"^/apps/faulty-app/", status=status)
-    scene.loop.run(6 * 60)
+    scene.loop.run(7 * 60)
 
     addon_path = f"/apps/faulty-app/addons/{scene.faulty.addon['id']}"
-    assert calls_for(heroku, scene.faulty)[:3] == [("PATCH", addon_path), ("GET", addon_path), ("PATCH", addon_path)]
+    assert calls_for(heroku, scene.faulty)[:4] == [
+        ("PATCH", addon_path), ("GET", addon_path), ("GET", addon_path), ("PATCH", addon_path)]
+    assert scene.loop.outcome_names(scene.faulty)[:4] == ["stay", "pending", "pending", "failed"]
     assert patches(heroku, scene.faulty) == 2
     unknown, done = _actions(scene.faulty)
     assert unknown.status == "failed" and "did not reach Heroku" in unknown.error
@@ -179,6 +184,46 @@ def test_an_unanswered_patch_not_applied_is_followed_then_decided_again(plans, h
     assert len(mails_about(scene.faulty, "scaled up")) == 1
     _assert_samples_untouched(scene)
     _assert_healthy_scaled_up(scene, heroku)
+
+
+def test_a_patch_answered_after_the_clients_timeout_is_never_sent_again(plans, heroku, info_server, reader):
+    """Heroku is still at work when the client gives up on the PATCH; the check a minute
+    later finds the old plan and waits; then the change lands: one PATCH, one success, no
+    failure mail."""
+    scene = _scene(heroku, info_server, reader)
+    heroku.fail_next("PATCH", r"^/apps/faulty-app/", status="timeout")  # not applied (yet)
+    scene.loop.run(180)  # the PATCH at 2:00, the look at 3:00 finds premium-0
+    assert heroku.addons[scene.faulty.addon["id"]]["plan"] == "heroku-redis:premium-0"
+    [action] = _actions(scene.faulty)
+    assert action.status == "pending" and REASON["timeout"] in action.error
+    heroku.set_plan_by_hand(scene.faulty.addon["id"], UP)  # the PATCH lands, 70 s after it was sent
+    scene.loop.run(3 * 60)
+
+    assert patches(heroku, scene.faulty) == 1
+    [action] = _actions(scene.faulty)
+    assert action.status == "succeeded" and _plan(scene.faulty) == UP
+    assert scene.loop.outcome_names(scene.faulty)[:4] == ["stay", "pending", "pending", "succeeded"]
+    assert not mails_about(scene.faulty, "failed")
+    assert len(mails_about(scene.faulty, "scaled up")) == 1
+    _assert_samples_untouched(scene)
+    _assert_healthy_scaled_up(scene, heroku)
+
+
+def test_after_the_provisioning_timeout_an_addon_on_the_target_plan_is_a_success(plans, heroku, info_server, reader):
+    """Heroku shows the new plan still provisioning 30 minutes on: the plan is what was asked
+    for, so the change succeeded; not a failure, a second PATCH and two failure mails."""
+    scene = _scene(heroku, info_server, reader, healthy_memory=CALM)
+    heroku.plan_change_seconds = 3600
+    scene.loop.run(36 * 60)
+
+    assert patches(heroku, scene.faulty) == 1
+    [action] = _actions(scene.faulty)
+    assert action.status == "succeeded" and _plan(scene.faulty) == UP
+    assert action.finished_at - action.patch_sent_at > timedelta(minutes=30)
+    assert not mails_about(scene.faulty, "failed")
+    assert len(mails_about(scene.faulty, "scaled up")) == 1
+    _assert_samples_untouched(scene)
+    assert_healthy(scene.loop, scene.healthy)
 
 
 @pytest.mark.parametrize("status", ["timeout", 500, "malformed"])

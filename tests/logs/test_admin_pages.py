@@ -127,7 +127,7 @@ def test_overview_shows_every_instance_with_its_latest_figures_state_mode_and_co
     totals = response.context["totals"]
     expected_cost = sum((i.current_plan.cost for i in fleet.values()), Decimal("0"))
     assert totals.instances == 7 and totals.monthly_cost == expected_cost
-    assert totals.by_state == {"unreachable": 1, "no data": 1, "at max plan": 1, "breaching": 2, "ok": 2}
+    assert totals.by_state == {"unreachable": 1, "check failing": 0, "no data": 1, "at max plan": 1, "breaching": 2, "ok": 2}
     assert totals.by_mode == {"scaling off": 1, "dry run": 1, "auto": 5}
     assert f"${expected_cost:.2f}" in page
     # the breaching figure is flagged on its own row

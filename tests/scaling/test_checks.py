@@ -10,8 +10,9 @@ from logs.models import MetricLog, ScalingAction
 from notifications.models import Notification
 from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
-from scaling.services.checks import action_follow, instance_check_scaling
+from scaling.services.checks import PATCH_SETTLE, instance_check_scaling, plan_change_follow
 from scaling.services.collection import samples_collect
+from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -165,10 +166,8 @@ def test_two_checks_of_the_same_instance_act_once(queue, heroku, reader):
     for _ in range(4):
         loop.now += timedelta(seconds=30)
         samples_collect(due=[(instance.pk, loop.now)], reader=reader, now_fn=lambda: loop.now)
-    # A second worker holds the lease: this check stands back.
-    RedisInstance.objects.filter(pk=instance.pk).update(check_claimed_until=loop.now + timedelta(minutes=5))
-    assert instance_check_scaling(instance_id=instance.pk, now=loop.now).outcome == "busy"
-    RedisInstance.objects.filter(pk=instance.pk).update(check_claimed_until=None)
+    with claimed_by_another_worker(instance.pk):  # this check stands back
+        assert instance_check_scaling(instance_id=instance.pk, now=loop.now).outcome == "busy"
     first = instance_check_scaling(instance_id=instance.pk, now=loop.now)
     second = instance_check_scaling(instance_id=instance.pk, now=loop.now)
     assert first.outcome == "succeeded"
@@ -194,17 +193,28 @@ def test_a_worker_killed_after_the_patch_is_reconciled_by_the_next_check_not_rep
     assert loop.plan == "heroku-redis:premium-1"
 
 
-def test_a_pending_change_that_never_reached_heroku_is_failed_and_decided_again(queue, heroku, reader):
+def test_a_pending_change_heroku_does_not_show_is_failed_only_once_it_can_no_longer_land(queue, heroku, reader):
     instance, server, addon = queue
     action = ScalingAction.objects.create(
         instance=instance, instance_name=instance.name, created_at=T0, patch_sent_at=T0,
         from_plan=instance.current_plan, to_plan=instance.max_plan, direction="up", reason="test", status="pending",
     )
-    outcome = action_follow(action=action, instance=instance, now=T0 + timedelta(minutes=1))
+    # A minute after the PATCH the old plan proves nothing: the PATCH may still be at work.
+    assert plan_change_follow(action_id=action.pk, now=T0 + timedelta(minutes=1)).outcome == "pending"
+    outcome = plan_change_follow(action_id=action.pk, now=T0 + PATCH_SETTLE)
     assert outcome.outcome == "failed"
     assert heroku.count("PATCH") == 0
     action.refresh_from_db()
-    assert "did not reach Heroku" in action.error
+    assert "did not reach Heroku" in action.error and action.finished_at >= T0 + PATCH_SETTLE
+
+
+def test_a_pending_change_never_sent_is_failed_at_once_without_asking_heroku(queue, heroku, reader):
+    instance, server, addon = queue
+    action = ScalingAction.open(instance=instance, from_plan=instance.current_plan, to_plan=instance.max_plan,
+                                direction="up", reason="test", at=T0)
+    outcome = plan_change_follow(action_id=action.pk, now=T0 + timedelta(seconds=30))
+    assert outcome.outcome == "failed" and "never sent" in outcome.detail
+    assert heroku.calls == []
 
 
 def test_check_scaling_dry_run_command_decides_records_and_changes_nothing(queue, heroku, reader, capsys):

@@ -64,12 +64,22 @@ def test_a_plan_unknown_to_the_plan_data_is_reported_not_adopted(plans, heroku):
     assert RedisInstance.objects.get(pk=instance.pk).current_plan.plan_name == "heroku-redis:premium-0"
 
 
-def test_an_addon_gone_from_heroku_asks_for_a_refresh(plans, heroku):
+def test_an_addon_gone_from_heroku_is_found_again_by_its_config_var(plans, heroku):
+    instance, addon = _registered(heroku, "queue")
+    del heroku.addons[addon["id"]]
+    replacement = heroku.add_redis_addon("queue-app", plan="heroku-redis:premium-0")
+    result = addons_reconcile(now=timezone.now())
+    assert result.missing == 1
+    assert str(RedisInstance.objects.get(pk=instance.pk).addon_id) == replacement["id"]
+
+
+def test_an_addon_gone_for_good_is_reported_and_changes_nothing(plans, heroku, caplog):
     instance, addon = _registered(heroku, "queue")
     del heroku.addons[addon["id"]]
     result = addons_reconcile(now=timezone.now())
     assert result.missing == 1
-    assert RedisInstance.objects.get(pk=instance.pk).refresh_requested_at is not None
+    assert str(RedisInstance.objects.get(pk=instance.pk).addon_id) == addon["id"]
+    assert f"add-on {addon['name']} not found on Heroku" in caplog.text
 
 
 # --- A plan set by hand outside min..max (issue 11) ------------------------------------------

@@ -3,6 +3,7 @@ from django.utils import timezone
 
 from scaling.services.checks import instances_check_now
 from scaling.services.instances import ResolutionError
+from scaling.tasks import follow_later
 
 
 class Command(BaseCommand):
@@ -14,7 +15,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            outcomes = instances_check_now(names=options["names"], dry_run=options["dry_run"], now=timezone.now())
+            outcomes = instances_check_now(names=options["names"], dry_run=options["dry_run"], now=timezone.now(),
+                                           follow_later=follow_later)
         except ResolutionError as error:
             raise CommandError(str(error)) from None
         for outcome in outcomes:
