@@ -246,7 +246,7 @@ def run_size(*, n, args, rng, counter):
 
     from scaling.models import RedisInstance, RedisPlan
     from scaling.services.heroku_access import heroku_client, heroku_client_reset
-    from tests.fakes.heroku import installed_fake
+    from standins.heroku import installed_fake
 
     reset_instances()
     plans = {plan.plan_name: plan for plan in RedisPlan.objects.all()}

@@ -247,7 +247,7 @@ def main(argv=None):
 
     biggest = max(args.sizes)
     limit = raise_open_file_limit(3 * biggest + 500)
-    from tests.redis_servers import start_redis
+    from standins.redis_servers import start_redis
 
     servers, results = [], []
     started = time.perf_counter()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the compact Heroku contract the tests' fake Heroku checks every request against.
+"""Write the compact Heroku contract the fake Heroku (standins/heroku.py) checks every request against.
 
     python3 scripts/heroku_contract.py [SCHEMA.json] [--output PATH] [--check]
 
@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCHEMA = REPO_ROOT.parent / "shared" / "heroku" / "platform-api-schema.json"
-DEFAULT_OUTPUT = REPO_ROOT / "tests" / "fakes" / "heroku_contract.json"
+DEFAULT_OUTPUT = REPO_ROOT / "standins" / "heroku_contract.json"
 SOURCE = ("schema.json of https://github.com/heroku/platform-api "
           "(Heroku Platform API v3 hyper-schema, MIT licence, as GET https://api.heroku.com/schema answers)")
 

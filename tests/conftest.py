@@ -4,8 +4,8 @@ from django.conf import settings
 from scaling.models import RedisPlan
 from scaling.services.heroku_access import heroku_client, heroku_client_reset
 from scaling.services.plans import plans_load
-from tests.fakes.heroku import FakeHeroku, installed_fake
-from tests.redis_servers import redis_server_factory  # noqa: F401  (a fixture)
+from standins.heroku import FakeHeroku, installed_fake
+from standins.redis_servers import RedisServer, start_redis
 
 
 @pytest.fixture
@@ -36,3 +36,19 @@ def served_heroku():
     with fake.serve():
         yield fake
     fake.assert_no_violations()
+
+
+@pytest.fixture
+def redis_server_factory():
+    """Yield ``start_redis`` (standins.redis_servers); every server started through it is closed
+    at teardown."""
+    servers: list[RedisServer] = []
+
+    def start(**kwargs) -> RedisServer:
+        server = start_redis(**kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 
 from tests.helpers import ROOT, manage, production_env, run, scratch_database
-from tests.redis_servers import free_port, start_redis
+from standins.redis_servers import free_port, start_redis
 
 pytestmark = pytest.mark.slow
 

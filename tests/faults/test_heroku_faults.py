@@ -2,7 +2,7 @@
 on the refresh of an instance's URL and on the bulk reconciliation: 401, 403, 404, 422,
 429 (with and without a drained budget), 500, 503, a timeout, a body that is not JSON.
 
-The fake Heroku (tests/fakes/heroku.py) checks every request against Heroku's schema and
+The fake Heroku (standins/heroku.py) checks every request against Heroku's schema and
 plays each fault on the calls of the faulty instance's app only; its clock, the app's
 client clock and the loop share simulated time. The healthy neighbour needs the same
 scale-up at the same check and must get it as if nothing happened.

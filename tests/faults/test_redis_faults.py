@@ -17,7 +17,7 @@ from scaling.models import RedisInstance
 from tests.faults.support import (
     Loop, assert_every_slot_sampled, assert_healthy, bulk, calls_for, mails_about, register, samples,
 )
-from tests.redis_servers import redis_tls_support
+from standins.redis_servers import redis_tls_support
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ from scaling.heroku import (
     HerokuTimeout,
     client_from_settings,
 )
-from tests.fakes.heroku import ACCEPT, FakeHeroku, ManualClock, installed_fake
+from standins.heroku import ACCEPT, FakeHeroku, ManualClock, installed_fake
 
 API_KEY = "test-api-key-0123456789"
 REDIS_URL = "redis://default:s3cr3t-redis-password@redis-1.fake.test:6379"

@@ -14,7 +14,7 @@ import pytest
 
 from scaling.metrics import MetricsReadError, RedisInfo, RedisMetricsReader
 from tests.fake_redis import FakeServer, bulk
-from tests.redis_servers import redis_server_factory, redis_tls_support  # noqa: F401 - fixture
+from standins.redis_servers import redis_tls_support
 
 slow = pytest.mark.slow
 

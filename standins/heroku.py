@@ -42,7 +42,7 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_PATH = Path(__file__).with_name("heroku_contract.json")
 ACCEPT = "application/vnd.heroku+json; version=3"
 POOL_SIZE = 4500

@@ -1,4 +1,4 @@
-"""The repository's Heroku contract (tests/fakes/heroku_contract.json) and its generator
+"""The repository's Heroku contract (standins/heroku_contract.json) and its generator
 (scripts/heroku_contract.py): the fake Heroku checks every request against it, so the tests
 stand alone on a clone that has no ../shared/heroku."""
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.fakes.heroku import _HANDLERS, CONTRACT_PATH, REPO_ROOT, FakeHeroku, HerokuSchema
+from standins.heroku import _HANDLERS, CONTRACT_PATH, REPO_ROOT, FakeHeroku, HerokuSchema
 
 GENERATOR = REPO_ROOT / "scripts" / "heroku_contract.py"
 _spec = importlib.util.spec_from_file_location("heroku_contract", GENERATOR)
@@ -147,3 +147,7 @@ def test_check_passes_on_a_fresh_contract_and_fails_on_a_stale_one(tmp_path, mon
     output.write_text(output.read_text().replace('"uuid"', '"date-time"'))
     assert heroku_contract.main([str(source), "--output", str(output), "--check"]) == 1
     assert "is not what" in capsys.readouterr().err
+
+
+def test_the_generator_writes_by_default_the_contract_the_fake_reads():
+    assert heroku_contract.DEFAULT_OUTPUT.resolve() == CONTRACT_PATH.resolve()

@@ -16,8 +16,8 @@ self-signed certificate made with ``cryptography``, like Heroku's; ``.url`` is t
 raises :class:`TLSUnsupported` (its text says why) and :func:`redis_tls_support` reports
 it, so a test can skip with that reason.
 
-In pytest, use the ``redis_server_factory`` fixture (import it into a test module or a
-conftest): it yields ``start_redis`` and closes every server it started at teardown.
+In pytest, use the ``redis_server_factory`` fixture of ``tests/conftest.py``: it yields
+``start_redis`` and closes every server it started at teardown.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import redis
 
 HOST = "127.0.0.1"
@@ -349,27 +348,11 @@ def redis_tls_support() -> tuple[bool, str]:
     return True, "redis-server serves TLS"
 
 
-@pytest.fixture
-def redis_server_factory():
-    """Yield ``start_redis``; every server started through it is closed at teardown."""
-    servers: list[RedisServer] = []
-
-    def start(**kwargs) -> RedisServer:
-        server = start_redis(**kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 __all__ = [
     "RedisServer",
     "RedisServerError",
     "TLSUnsupported",
     "free_port",
-    "redis_server_factory",
     "redis_tls_support",
     "start_redis",
     "write_self_signed_cert",
