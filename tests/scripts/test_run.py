@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.helpers import ROOT
-from tests.redis_servers import free_port
+from standins.redis_servers import free_port
 from tests.scripts.local_run import LocalRun, alive, clean_env, descendants, working_tree_copy
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.redis_servers import free_port
+from standins.redis_servers import free_port
 from tests.scripts.local_run import LocalRun, clean_env, working_tree_copy
 
 pytestmark = pytest.mark.slow
