@@ -76,9 +76,14 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# Heroku's router appends the client address to X-Forwarded-For.
-AXES_IPWARE_PROXY_COUNT = 1 if not DEBUG else None
+# Keyed on the client, not on Heroku's router (REMOTE_ADDR): the router APPENDS the address
+# that connected to it to X-Forwarded-For, so the client is the last entry, and anything
+# before it was written by the client. In django-ipware's terms: no proxy inside the
+# chain (count 0, read from the right end), and a chain of any length accepted (not strict).
+AXES_IPWARE_PROXY_ORDER = "left-most"
+AXES_IPWARE_PROXY_COUNT = 0
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+IPWARE_STRICT = False
 
 ROOT_URLCONF = "autoscaler.urls"
 WSGI_APPLICATION = "autoscaler.wsgi.application"
