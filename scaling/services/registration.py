@@ -295,7 +295,7 @@ def redis_probe(url):
     finally:
         reader.close_all()
     if not info.usable:
-        return Probe(error="INFO had neither used_memory nor connected_clients: " + "; ".join(info.warnings))
+        return Probe(error="INFO lacks a readable used_memory or connected_clients: " + "; ".join(info.warnings))
     return Probe(info=info)
 
 
