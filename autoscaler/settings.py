@@ -8,9 +8,10 @@ SECRET_KEY and ALLOWED_HOSTS must be set, or start-up stops with one line saying
 import secrets
 from pathlib import Path
 
-import dj_database_url
-
-from autoscaler.env import ConfigurationError, env_bool, env_int, env_list, env_str
+from autoscaler.env import (
+    ConfigurationError, env_bool, env_database, env_emails, env_encryption_keys, env_int, env_list, env_log_level,
+    env_str, env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state of a development run (SQLite file, filesystem broker); never used on Heroku.
@@ -104,7 +105,7 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.config(
+    "default": env_database(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
@@ -152,7 +153,8 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith(("[", "*"))]
 
 # --- Celery: broker from REDIS_URL / CELERY_BROKER_URL, else a filesystem broker ---
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
+_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "memory", "filesystem")
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", "", schemes=_BROKER_SCHEMES) or env_url("REDIS_URL", "", schemes=_BROKER_SCHEMES)
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://localhost//"
     _broker_dir = VAR_DIR / "broker"
@@ -179,17 +181,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Worker threads (the Procfile leaves it to this setting, so a bad value stops with one line).
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8, minimum=1)
+# gunicorn reads WEB_CONCURRENCY itself; checked here so that 0 or a word stops start-up.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1)
 
 # --- Heroku Platform API ---
 HEROKU_API_KEY = env_str("HEROKU_API_KEY")
-HEROKU_API_URL = env_str("HEROKU_API_URL", "https://api.heroku.com").rstrip("/")
+HEROKU_API_URL = env_url("HEROKU_API_URL", "https://api.heroku.com", schemes=("https", "http")).rstrip("/")
 # Calls kept back from collection/reconciliation so that plan changes can always be made.
 HEROKU_API_RESERVE = env_int("HEROKU_API_RESERVE", 500, minimum=0)
 
-# Fernet keys for Redis URLs at rest, newest first (comma separated). Unset: derived from
-# SECRET_KEY. Rotation: put a new key first, run `manage.py rotate_encryption_key`, then
-# drop the old key.
-ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS")
+# Fernet keys for Redis URLs at rest, newest first (comma separated); the word `derived`
+# stands for the key derived from SECRET_KEY, which is the only key when this is unset.
+# Rotation: put a new key first, run `manage.py rotate_encryption_key`, then drop the old
+# key (README, Key rotation).
+ENCRYPTION_KEYS = env_encryption_keys("ENCRYPTION_KEYS")
 
 # --- Mail ---
 ENABLE_EMAILS = env_bool("ENABLE_EMAILS", True)
@@ -206,7 +213,7 @@ EMAIL_BACKEND = (
 )
 SERVER_EMAIL = env_str("SERVER_EMAIL", "autoscaler@localhost")
 DEFAULT_FROM_EMAIL = SERVER_EMAIL
-RECIPIENTS = env_list("RECIPIENTS")
+RECIPIENTS = env_emails("RECIPIENTS")
 EMAIL_PREFIX = env_str("EMAIL_PREFIX", "[redis-autoscaler] ")
 if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
     EMAIL_PREFIX += " "
@@ -214,7 +221,7 @@ EMAIL_SUBJECT_PREFIX = EMAIL_PREFIX
 # The same alert condition is mailed again only after this many seconds.
 ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60)
 # Public address of this app, for links in mails (e.g. https://myapp.herokuapp.com).
-SITE_URL = env_str("SITE_URL", "").rstrip("/")
+SITE_URL = env_url("SITE_URL", "", schemes=("https", "http")).rstrip("/")
 
 # --- Retention ---
 N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1)
@@ -228,7 +235,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
