@@ -110,3 +110,38 @@ def test_registering_the_add_on_again_after_removal_takes_the_landed_plan_and_se
     assert again.current_plan.plan_name == "heroku-redis:premium-1"
     assert not ScalingAction.objects.filter(instance=again).exists()
     assert heroku.count("PATCH") == 0 and _pending_anywhere() == 0
+
+
+def test_the_admin_does_not_delete_an_instance_with_a_change_in_flight_and_deletes_through_the_removal(admin_client, changing, heroku):
+    from django.urls import reverse
+
+    instance, addon, action = changing
+    heroku.addons[addon["id"]].update(plan="heroku-redis:premium-1", state="provisioning", ready_at=heroku.clock() + 3600)
+    url = reverse("admin:scaling_redisinstance_delete", args=[instance.pk])
+
+    refused = admin_client.post(url, {"post": "yes"}, follow=True)
+    assert "has a plan change to heroku-redis:premium-1 in flight" in refused.content.decode()
+    assert "deleted successfully" not in refused.content.decode()
+    assert RedisInstance.objects.filter(pk=instance.pk).exists()
+    assert ScalingAction.objects.get(pk=action.pk).status == "pending"
+
+    heroku.addons[addon["id"]]["ready_at"] = 0  # landed
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not RedisInstance.objects.filter(pk=instance.pk).exists() and _pending_anywhere() == 0
+    assert ScalingAction.objects.get(pk=action.pk).status == "succeeded"
+
+
+def test_the_admins_bulk_delete_settles_each_change_first(admin_client, changing, heroku):
+    from django.urls import reverse
+
+    instance, addon, action = changing
+    heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-1")
+    other = make_instance(name="carts")
+
+    response = admin_client.post(reverse("admin:scaling_redisinstance_changelist"),
+                                 {"action": "delete_selected", "_selected_action": [instance.pk, other.pk], "post": "yes"})
+
+    assert response.status_code == 302
+    assert not RedisInstance.objects.exists()
+    action.refresh_from_db()
+    assert action.status == "succeeded" and _pending_anywhere() == 0
