@@ -9,8 +9,11 @@ a slow instance never holds back or misdates its batch's other samples.
 
 Capacity: the pool has READ_THREADS threads shared by the worker's tasks. Slow servers can
 occupy at most READ_THREADS threads for one deadline each: with the defaults (32 threads,
-10 s) that is 3.2 slow reads a second before other reads queue behind them; a healthy read
-takes a few milliseconds (README, "One worker's capacity").
+10 s) that is 3.2 slow reads a second (about 96 permanently slow instances at a 30 s rate)
+before other reads queue behind them; a healthy read takes a few milliseconds (README, "One
+worker's capacity"). A task waits for its batch's slow reads, so the dispatcher batches the
+instances whose last read failed apart from the healthy ones: slow servers then hold few of
+the worker's task threads (benchmarks/slow_redis.py).
 """
 
 import functools
