@@ -10,6 +10,7 @@ from scaling.models import RedisPlan
 from scaling.services.plans import DEFAULT_PLANS_CSV, plan_family, plan_name_family, plan_rows_parse
 
 RATES = {"30s": 30, "1m": 60, "5m": 300, "10m": 600}
+MAX_CHANGE_DELAY = 86400  # a plan change lands within minutes; past a day is a typo (and overflowed dates)
 
 
 class SimulationInputError(Exception):
@@ -50,8 +51,8 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     for option, value in (("--memory-threshold", memory_threshold), ("--connection-threshold", connection_threshold)):
         if not 1 <= value <= 100:
             raise SimulationInputError(f"{option}: must be from 1 to 100, not {value}")
-    if change_delay < 0:
-        raise SimulationInputError(f"--change-delay: must not be negative, not {change_delay}")
+    if not 0 <= change_delay <= MAX_CHANGE_DELAY:
+        raise SimulationInputError(f"--change-delay: must be from 0 to {MAX_CHANGE_DELAY} seconds, not {change_delay}")
     by_name = _plans_by_name()
     start_name = _plan(plan, by_name)
     service, family, start = by_name[start_name]

@@ -85,3 +85,10 @@ def test_a_trace_spanning_years_is_replayed(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["plan_changes"] == [] and report["final_plan"] == "heroku-redis:premium-0"
+
+
+@pytest.mark.parametrize("delay", ["100000000000000", "86401", "-1"])
+def test_a_change_delay_out_of_range_is_one_line_and_exit_code_2(delay):
+    result = _simulate(str(TRACES / "sudden_spike.csv"), "--plan", "premium-0", "--change-delay", delay)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"CommandError: --change-delay: must be from 0 to 86400 seconds, not {delay}"
