@@ -41,16 +41,22 @@ def env_bool(name, default):
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
-def env_int(name, default, minimum=None):
+def env_int(name, default, minimum=None, maximum=None):
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
+    text = raw.strip()
+    if len(text) > 30:  # int() of thousands of digits is slow, and no setting needs 30
+        raise ConfigurationError(f"{name} must be a whole number of sensible size, not {text[:30]!r}…")
     try:
-        value = int(raw)
+        value = int(text)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, not {raw[:40]!r}") from None
+        raise ConfigurationError(f"{name} must be a whole number, not {text[:40]!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        # Past these the value is a typo, and overflows the dates and timeouts it becomes.
+        raise ConfigurationError(f"{name} must be at most {maximum}, not {value}")
     return value
 
 

@@ -73,8 +73,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1, maximum=525600) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Keyed on the client, not on Heroku's router (REMOTE_ADDR): the router APPENDS the address
@@ -107,7 +107,7 @@ TEMPLATES = [
 DATABASES = {
     "default": env_database(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0, maximum=86400),
         conn_health_checks=True,
     )
 }
@@ -145,7 +145,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # Heroku's router
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0, maximum=63072000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -182,15 +182,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Worker threads (the Procfile leaves it to this setting, so a bad value stops with one line).
-CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8, minimum=1)
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8, minimum=1, maximum=256)
 # gunicorn reads WEB_CONCURRENCY itself; checked here so that 0 or a word stops start-up.
-WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1)
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
 
 # --- Heroku Platform API ---
 HEROKU_API_KEY = env_str("HEROKU_API_KEY")
 HEROKU_API_URL = env_url("HEROKU_API_URL", "https://api.heroku.com", schemes=("https", "http")).rstrip("/")
 # Calls kept back from collection/reconciliation so that plan changes can always be made.
-HEROKU_API_RESERVE = env_int("HEROKU_API_RESERVE", 500, minimum=0)
+HEROKU_API_RESERVE = env_int("HEROKU_API_RESERVE", 500, minimum=0, maximum=4500)
 
 # Fernet keys for Redis URLs at rest, newest first (comma separated); the word `derived`
 # stands for the key derived from SECRET_KEY, which is the only key when this is unset.
@@ -201,11 +201,11 @@ ENCRYPTION_KEYS = env_encryption_keys("ENCRYPTION_KEYS")
 # --- Mail ---
 ENABLE_EMAILS = env_bool("ENABLE_EMAILS", True)
 EMAIL_HOST = env_str("EMAIL_HOST")
-EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1, maximum=600)
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
@@ -219,12 +219,12 @@ if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
     EMAIL_PREFIX += " "
 EMAIL_SUBJECT_PREFIX = EMAIL_PREFIX
 # The same alert condition is mailed again only after this many seconds.
-ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60)
+ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60, maximum=2592000)
 # Public address of this app, for links in mails (e.g. https://myapp.herokuapp.com).
 SITE_URL = env_url("SITE_URL", "", schemes=("https", "http")).rstrip("/")
 
 # --- Retention ---
-N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1)
+N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 
 # --- Logging: secrets are redacted from every record ---
 LOGGING = {
@@ -244,6 +244,6 @@ LOGGING = {
 
 # --- Scaling ---
 # How long a check follows a plan change it just made before leaving it to the next check.
-PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 60, minimum=0)
-REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1)
-REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1)
+PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 60, minimum=0, maximum=3600)
+REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1, maximum=300)
+REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1, maximum=300)

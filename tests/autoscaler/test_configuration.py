@@ -27,6 +27,10 @@ BAD_VALUES = [
     ("REDIS_URL", "http://:broker-secret-pw@broker.example.com:6379", "REDIS_URL must start with one of"),
     ("RECIPIENTS", "ops@example.com,not an address", "RECIPIENTS must be e-mail addresses, comma separated; 'not an address' is not one"),
     ("REDIS_READ_TIMEOUT", "soon", "REDIS_READ_TIMEOUT must be a whole number, not 'soon'"),
+    ("REDIS_READ_TIMEOUT", "99999999999999", "REDIS_READ_TIMEOUT must be at most 300, not 99999999999999"),
+    ("N_RETENTION_DAYS", "99999999999", "N_RETENTION_DAYS must be at most 3650, not 99999999999"),
+    ("EMAIL_PORT", "99999999", "EMAIL_PORT must be at most 65535, not 99999999"),
+    ("PLAN_FOLLOW_SECONDS", "1" + "0" * 5000, "PLAN_FOLLOW_SECONDS must be a whole number of sensible size"),
 ]
 
 
