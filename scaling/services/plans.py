@@ -95,8 +95,9 @@ def _plan_row(number, record):
         raise PlanDataError(f"line {number}: plan_name is longer than {MAX_PLAN_NAME} characters")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", service):
         raise PlanDataError(f"line {number}: service_name {service!r} is not a Heroku service name")
-    if not plan.startswith(service + ":") or len(plan) == len(service) + 1:
-        raise PlanDataError(f"line {number}: plan_name {plan!r} must look like {service}:<plan>")
+    if not re.fullmatch(re.escape(service) + r":[A-Za-z0-9][A-Za-z0-9._-]*", plan):
+        raise PlanDataError(f"line {number}: plan_name {_clip(repr(plan), 60)} must look like {service}:<plan>"
+                            " (letters, digits, '.', '_' and '-')")
     try:
         mem_limit = int(record["mem_limit"])
     except ValueError:
@@ -119,7 +120,10 @@ def _plan_row(number, record):
         raise PlanDataError(f"line {number}: cost {record['cost']!r} is not a number") from None
     if not cost.is_finite() or cost < 0 or cost >= Decimal("1e8"):
         raise PlanDataError(f"line {number}: cost must be a price of 0 or more and below 100000000, not {_clip(record['cost'])}")
-    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), record.get("source", ""))
+    source = record.get("source", "")
+    if not source.isprintable():
+        raise PlanDataError(f"line {number}: source holds control characters")
+    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), source)
 
 
 def _clip(text, limit=24):

@@ -112,3 +112,19 @@ def test_plan_data_that_would_put_an_instances_min_plan_above_its_max_is_refused
     assert "orders: min plan heroku-redis:premium-0 above max plan heroku-redis:premium-2" in message
     assert "fine" not in message
     assert list(RedisPlan.objects.order_by("pk").values()) == before
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("acme,acme:a\x00b,64,100,1,\n", "line 3: plan_name 'acme:a\\x00b' must look like acme:<plan>"),
+        ("acme,acme:a b,64,100,1,\n", "line 3: plan_name 'acme:a b' must look like acme:<plan>"),
+        ("acme,acme:b,64,100,1,from\x00here\n", "line 3: source holds control characters"),
+    ],
+)
+def test_control_characters_in_plan_data_are_one_line_not_a_database_error(tmp_path, row, message):
+    header = "service_name,plan_name,mem_limit,conn_limit,cost,source\n"
+    with pytest.raises(CommandError) as error:
+        call_command("load_plans", _csv(tmp_path, header + "acme,acme:ok,64,100,1,\n" + row))
+    assert message in str(error.value)
+    assert not RedisPlan.objects.filter(service_name="acme").exists()
