@@ -519,6 +519,22 @@ def test_an_info_reply_announcing_a_huge_length_is_refused(fake_server, reader):
     assert caught.value.kind == "too_large"
 
 
+def test_a_huge_reply_to_the_login_is_refused_by_the_same_cap(fake_server, reader):
+    def respond(args):
+        if args[0].upper() == b"AUTH":
+            return [b"$%d\r\n" % (400 << 20)] + [b"x" * (1 << 20)] * 400
+        return bulk(INFO_TEXT)
+
+    server = fake_server(respond)
+
+    with pytest.raises(MetricsReadError) as caught:
+        reader.read("q", f"redis://:pw@127.0.0.1:{server.port}")
+
+    assert caught.value.kind == "too_large" and caught.value.during_connect
+    assert wait_until(server.cut_off.is_set)
+    assert server.sent < 32 << 20
+
+
 def test_a_reply_just_under_the_cap_is_read(fake_server, reader):
     padding = "# Padding\r\n" + "".join(f"pad{i}:{'y' * 80}\r\n" for i in range(10000))  # ~ 900 KiB
     server = fake_server(lambda args: bulk(INFO_TEXT + padding))
