@@ -356,7 +356,11 @@ def _replay(
     scaling_interval: timedelta,
     change_delay: timedelta,
     keep: timedelta,
+    skip_quiet: bool = True,
 ) -> SimulationResult:
+    """``skip_quiet``: jump over quiet stretches (module docstring). Only valid while the
+    decision depends on the samples and on the time since the last change alone; a rule
+    keyed on the clock itself (a schedule) must turn it off or bound the jump by its edges."""
     by_name = {p.name: p for p in plans}
     plan = by_name[start_plan.name]
     t0, end = trace[0].at, trace[-1].at
@@ -431,7 +435,7 @@ def _replay(
             pending = (now + change_delay, by_name[target.name])
             land_until(now)  # a zero delay lands at once
             continue
-        if not _steady(samples, plan, last_change_at, now, keep, metric_rate):
+        if not skip_quiet or not _steady(samples, plan, last_change_at, now, keep, metric_rate):
             continue
         # Quiet: the load is constant until the next trace point, every sample the engine can
         # see is the same on the same plan, the last change is out of sight, and the engine
