@@ -184,11 +184,14 @@ def _store(instances, *, slots, readings, collected_at):
         # instances' rows are locked first (in id order, so two batches cannot deadlock), so
         # the slots already stored are seen here, and only the samples this call inserts move
         # the failure counters: one failed slot is counted once.
+        # An instance removed while its batch was read is left out (its sample would break
+        # the whole batch's insert on the foreign key).
         ids = sorted({log.instance_id for log in logs})
-        list(RedisInstance.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        present = set(RedisInstance.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+                      .values_list("pk", flat=True))
         taken = set(MetricLog.objects.filter(instance_id__in=ids, slot__in={log.slot for log in logs})
                     .values_list("instance_id", "slot"))
-        logs = [log for log in logs if (log.instance_id, log.slot) not in taken]
+        logs = [log for log in logs if log.instance_id in present and (log.instance_id, log.slot) not in taken]
         MetricLog.objects.bulk_create(logs, ignore_conflicts=True)  # a last guard (SQLite has no row locks)
         ok_ids = [log.instance_id for log in logs if log.ok]
         failed_ids = [log.instance_id for log in logs if not log.ok]

@@ -311,3 +311,33 @@ def test_the_same_failed_slot_collected_twice_at_once_counts_one_failure(plans, 
     assert MetricLog.objects.filter(instance=instance, slot=slot).count() == 1
     assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 3
     assert sorted(r.failed for r in results) == [0, 1]
+
+
+class _RemovingReader:
+    """Removes one instance while the batch is being read (an operator's --remove)."""
+
+    def __init__(self, reader, doomed_pk):
+        self.reader, self.doomed_pk = reader, doomed_pk
+
+    def read(self, key, url):
+        from django.db import connection
+
+        if key == str(self.doomed_pk):
+            try:
+                RedisInstance.objects.filter(pk=self.doomed_pk).delete()
+            finally:
+                connection.close()
+        return self.reader.read(key, url)
+
+
+def test_an_instance_removed_while_its_batch_is_read_does_not_cost_the_others_their_samples(plans, heroku, redis_server_factory, reader):
+    server = redis_server_factory()
+    kept = [_register(heroku, server, name=f"kept-{n}")[0] for n in range(3)]
+    doomed, _ = _register(heroku, server, name="doomed")
+    slot = timezone.now()
+
+    result = samples_collect(due=[(i.pk, slot) for i in kept + [doomed]], reader=_RemovingReader(reader, doomed.pk))
+
+    assert all(MetricLog.objects.get(instance=i, slot=slot).ok for i in kept)
+    assert not MetricLog.objects.filter(instance_id=doomed.pk).exists()
+    assert result.failed == 0
