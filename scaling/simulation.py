@@ -212,6 +212,8 @@ def _lines(source) -> Iterable[str]:
                 return io.StringIO(fh.read())
         except OSError as exc:
             raise TraceError(None, f"cannot read trace {os.fspath(source)!r}: {exc.strerror or exc}") from None
+        except ValueError:  # a NUL byte in the path
+            raise TraceError(None, f"cannot read trace {os.fspath(source)!r}: not a usable file name") from None
         except UnicodeDecodeError:
             raise TraceError(None, f"trace {os.fspath(source)!r} is not UTF-8 text") from None
     return source

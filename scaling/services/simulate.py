@@ -65,7 +65,8 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     try:
         trace = simulation.parse_trace(str(trace_path))
     except simulation.TraceError as error:
-        raise SimulationInputError(f"{trace_path}: {error}") from None
+        shown = "".join(ch if ch.isprintable() else "?" for ch in str(trace_path))
+        raise SimulationInputError(f"{shown}: {error}") from None
     except OSError as error:
         raise SimulationInputError(f"{trace_path}: cannot be read ({error.strerror})") from None
     interval = timedelta(seconds=RATES[scaling_rate])

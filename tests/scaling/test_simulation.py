@@ -423,3 +423,9 @@ def test_a_long_quiet_stretch_replays_the_same_as_a_dense_trace_of_it():
     assert a.cost == pytest.approx(b.cost)
     assert a.seconds_over_capacity == pytest.approx(b.seconds_over_capacity)
     assert a.decisions == b.decisions
+
+
+def test_a_trace_path_with_a_nul_byte_is_a_trace_error():
+    with pytest.raises(TraceError) as info:
+        parse_trace("trace\x00.csv")
+    assert "not a usable file name" in str(info.value)
