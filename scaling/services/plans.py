@@ -126,6 +126,10 @@ def _plan_row(number, record):
     return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), source)
 
 
+def _printable(text):
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
 def _clip(text, limit=24):
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -138,7 +142,9 @@ def plans_load(*, path=None):
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise PlanDataError(f"{path}: cannot be read ({error.__class__.__name__}: {getattr(error, 'strerror', None) or error})") from None
+        raise PlanDataError(f"{_printable(path)}: cannot be read ({error.__class__.__name__}: {getattr(error, 'strerror', None) or error})") from None
+    except ValueError:  # a NUL byte in the path
+        raise PlanDataError(f"{_printable(path)}: cannot be read (not a usable file name)") from None
     rows = plan_rows_parse(text=text)
     existing = {plan.plan_name: plan for plan in RedisPlan.objects.select_for_update().filter(plan_name__in=[r.plan_name for r in rows])}
     created = updated = unchanged = 0

@@ -128,3 +128,9 @@ def test_control_characters_in_plan_data_are_one_line_not_a_database_error(tmp_p
         call_command("load_plans", _csv(tmp_path, header + "acme,acme:ok,64,100,1,\n" + row))
     assert message in str(error.value)
     assert not RedisPlan.objects.filter(service_name="acme").exists()
+
+
+def test_a_path_with_a_nul_byte_is_one_clear_error():
+    with pytest.raises(CommandError) as error:
+        call_command("load_plans", "plans\x00.csv")
+    assert str(error.value) == "nothing loaded: plans?.csv: cannot be read (not a usable file name)"
