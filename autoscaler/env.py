@@ -125,7 +125,7 @@ def env_database(name="DATABASE_URL", *, default, **options):
         raise ConfigurationError(f"{name} cannot be used ({type(error).__name__})") from None
 
 
-def url_problem(name, url, *, schemes, usual=None):
+def url_problem(name, url, *, schemes, usual=None, require_host=False):
     """What is wrong with a URL setting, or None; the message never repeats the URL.
     `usual`: the schemes to name in the message, where `schemes` is a long list."""
     try:
@@ -137,7 +137,7 @@ def url_problem(name, url, *, schemes, usual=None):
         shown = parts.scheme[:20] or "none"
         named = ", ".join(s + "://" for s in (usual or sorted(schemes))) + (", ..." if usual else "")
         return f"{name} must start with one of {named}, not {shown!r}"
-    if parts.scheme not in ("sqlite", "memory", "filesystem") and not parts.hostname:
+    if require_host and not parts.hostname:  # postgres:///db (a local socket), redis:// are fine
         return f"{name} has no host name"
     return None
 
@@ -145,7 +145,7 @@ def url_problem(name, url, *, schemes, usual=None):
 def env_url(name, default, *, schemes):
     value = env_str(name, default)
     if value:
-        problem = url_problem(name, value, schemes=schemes)
+        problem = url_problem(name, value, schemes=schemes, require_host=bool({"http", "https"} & set(schemes)))
         if problem:
             raise ConfigurationError(problem)
     return value

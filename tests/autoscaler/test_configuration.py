@@ -105,3 +105,21 @@ def test_keys_that_cannot_read_the_stored_urls_fail_the_database_check_naming_th
     assert "ENCRYPTION_KEYS cannot decrypt 2 of 2 stored Redis URLs (orders, sessions)" in str(caught.value)
     settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode(), VALID_KEY]
     call_command("check", databases=["default"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, value", [
+    ("DATABASE_URL", "postgres:///autoscaler"),  # a local socket
+    ("DATABASE_URL", "sqlite:///relative.sqlite3"),
+    ("REDIS_URL", "redis://"),
+    ("LOG_LEVEL", "warning"),
+])
+def test_unusual_but_valid_values_start(name, value):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(**{name: value}))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_site_url_without_a_host_is_refused():
+    result = manage("check", env=production_env(SITE_URL="https://"))
+    assert result.stderr.strip() == "configuration error: SITE_URL has no host name"
