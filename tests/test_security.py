@@ -33,16 +33,17 @@ def _login_through_router(client, *, client_address, password, forwarded_by_clie
                        REMOTE_ADDR=ROUTER, HTTP_X_FORWARDED_FOR=forwarded)
 
 
-def test_five_failures_through_the_router_lock_out_that_client_not_the_others_behind_the_same_router(client):
+@pytest.mark.parametrize("attacker, colleague", [("198.51.100.1", "198.51.100.2"), ("2001:db8::1", "2001:db8::2")])
+def test_five_failures_through_the_router_lock_out_that_client_not_the_others_behind_the_same_router(client, attacker, colleague):
     from django.test import Client
 
     get_user_model().objects.create_superuser("ops", "ops@example.com", "the-right-password-77")
     for _ in range(5):
-        _login_through_router(client, client_address="198.51.100.1", password="wrong")
-    assert _login_through_router(client, client_address="198.51.100.1", password="the-right-password-77").status_code == 429
+        _login_through_router(client, client_address=attacker, password="wrong")
+    assert _login_through_router(client, client_address=attacker, password="the-right-password-77").status_code == 429
 
     other = Client()
-    response = _login_through_router(other, client_address="198.51.100.2", password="the-right-password-77")
+    response = _login_through_router(other, client_address=colleague, password="the-right-password-77")
     assert response.status_code == 302
     assert other.get("/admin/").status_code == 200
 
