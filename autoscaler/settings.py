@@ -14,10 +14,12 @@ Importing these settings creates no file or folder.
 import os
 from pathlib import Path
 
-import dj_database_url
 from dotenv import load_dotenv
 
-from autoscaler.env import ConfigurationError, env_bool, env_int, env_list, env_str
+from autoscaler.env import (
+    ConfigurationError, env_bool, env_database, env_emails, env_encryption_keys, env_int, env_list, env_log_level,
+    env_str, env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
@@ -74,13 +76,18 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15, minimum=1, maximum=525600) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# Heroku's router appends the client address to X-Forwarded-For.
-AXES_IPWARE_PROXY_COUNT = 1 if not DEBUG else None
+# Keyed on the client, not on Heroku's router (REMOTE_ADDR): the router APPENDS the address
+# that connected to it to X-Forwarded-For, so the client is the last entry, and anything
+# before it was written by the client. In django-ipware's terms: no proxy inside the
+# chain (count 0, read from the right end), and a chain of any length accepted (not strict).
+AXES_IPWARE_PROXY_ORDER = "left-most"
+AXES_IPWARE_PROXY_COUNT = 0
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+IPWARE_STRICT = False
 
 ROOT_URLCONF = "autoscaler.urls"
 WSGI_APPLICATION = "autoscaler.wsgi.application"
@@ -101,9 +108,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.config(
+    "default": env_database(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0, maximum=86400),
         conn_health_checks=True,
     )
 }
@@ -151,7 +158,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # Heroku's router
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0, maximum=63072000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -159,7 +166,8 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith(("[", "*"))]
 
 # --- Celery: broker from REDIS_URL / CELERY_BROKER_URL, else a filesystem broker ---
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
+_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "memory", "filesystem")
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", "", schemes=_BROKER_SCHEMES) or env_url("REDIS_URL", "", schemes=_BROKER_SCHEMES)
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://localhost//"
     # Every folder of this broker under var/broker (kombu's default puts the exchange tables
@@ -189,41 +197,46 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # What a library prints is ordinary output, not a warning.
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
+# Worker threads (the Procfile leaves it to this setting, so a bad value stops with one line).
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8, minimum=1, maximum=256)
+# gunicorn reads WEB_CONCURRENCY itself; checked here so that 0 or a word stops start-up.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
 
 # --- Heroku Platform API ---
 HEROKU_API_KEY = env_str("HEROKU_API_KEY")
-HEROKU_API_URL = env_str("HEROKU_API_URL", "https://api.heroku.com").rstrip("/")
+HEROKU_API_URL = env_url("HEROKU_API_URL", "https://api.heroku.com", schemes=("https", "http")).rstrip("/")
 # Calls kept back from collection/reconciliation so that plan changes can always be made.
-HEROKU_API_RESERVE = env_int("HEROKU_API_RESERVE", 500, minimum=0)
+HEROKU_API_RESERVE = env_int("HEROKU_API_RESERVE", 500, minimum=0, maximum=4500)
 
-# Fernet keys for Redis URLs at rest, newest first (comma separated). Unset: derived from
-# SECRET_KEY. Rotation: put a new key first, run `manage.py rotate_encryption_key`, then
-# drop the old key.
-ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS")
+# Fernet keys for Redis URLs at rest, newest first (comma separated); the word `derived`
+# stands for the key derived from SECRET_KEY, which is the only key when this is unset.
+# Rotation: put a new key first, run `manage.py rotate_encryption_key`, then drop the old
+# key (README, Key rotation).
+ENCRYPTION_KEYS = env_encryption_keys("ENCRYPTION_KEYS")
 
 # --- Mail ---
 ENABLE_EMAILS = env_bool("ENABLE_EMAILS", True)
 EMAIL_HOST = env_str("EMAIL_HOST")
-EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1, maximum=600)
 # Without an SMTP server each mail is printed whole as one INFO record of the log.
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "notifications.backends.LogEmailBackend"
 SERVER_EMAIL = env_str("SERVER_EMAIL", "autoscaler@localhost")
 DEFAULT_FROM_EMAIL = SERVER_EMAIL
 # Empty: the active admin users' addresses (notifications/services.py).
-RECIPIENTS = env_list("RECIPIENTS")
+RECIPIENTS = env_emails("RECIPIENTS")
 EMAIL_PREFIX = env_str("EMAIL_PREFIX", "[redis-autoscaler] ")
 if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
     EMAIL_PREFIX += " "
 EMAIL_SUBJECT_PREFIX = EMAIL_PREFIX
 # The same alert condition is mailed again only after this many seconds.
-ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60)
+ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60, maximum=2592000)
 # Public address of this app, for absolute links in mails (e.g. https://myapp.herokuapp.com).
 # Unset: the local address of scripts/run in DEBUG, else the first of ALLOWED_HOSTS.
-SITE_URL = env_str("SITE_URL", "").rstrip("/")
+SITE_URL = env_url("SITE_URL", "", schemes=("https", "http")).rstrip("/")
 if not SITE_URL and DEBUG:
     SITE_URL = "http://127.0.0.1:8000"
 elif not SITE_URL:
@@ -231,7 +244,7 @@ elif not SITE_URL:
     SITE_URL = f"https://{_named_hosts[0]}" if _named_hosts else ""
 
 # --- Retention ---
-N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1)
+N_RETENTION_DAYS = env_int("N_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 
 # --- Logging: secrets are redacted from every record ---
 LOGGING = {
@@ -242,7 +255,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL", "INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
@@ -250,8 +263,7 @@ LOGGING = {
 }
 
 # --- Scaling ---
-# How long a check follows a plan change it just made before leaving it to the next check.
 # How often a pending plan change is looked at (a follow task each time, never a sleeping worker).
-PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 20, minimum=0)
-REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1)
-REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1)
+PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 20, minimum=0, maximum=3600)
+REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1, maximum=300)
+REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1, maximum=300)

@@ -184,7 +184,8 @@ def _duration_label(seconds):
 def overview_view(request, *, model_admin):
     _require_view_permission(model_admin, request)
     now = timezone.now()
-    search = request.GET.get("q", "").strip()[:100]
+    # Printable characters only: PostgreSQL refuses a NUL byte in a query (a 500 before).
+    search = "".join(ch for ch in request.GET.get("q", "")[:1000] if ch.isprintable()).strip()[:100]
     state = request.GET.get("state", "")
     state = state if state in selectors.State.ALL else ""
     mode = request.GET.get("mode", "")

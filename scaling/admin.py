@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.urls import reverse
 
 from scaling.models import RedisInstance, RedisPlan
 
@@ -38,6 +39,30 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
         ("Last check", {"fields": ("check_error", "check_failed_since")}),
     )
+
+    # Deleting goes through the removal service: a plan change in flight is settled first,
+    # and an instance whose change Heroku is still provisioning is not deleted (its pending
+    # action would be orphaned, and the add-on changed twice when registered again).
+    def response_delete(self, request, obj_display, obj_id):
+        if RedisInstance.objects.filter(pk=obj_id).exists():  # refused: the error is shown
+            from django.http import HttpResponseRedirect
+
+            return HttpResponseRedirect(reverse("admin:scaling_redisinstance_change", args=[obj_id]))
+        return super().response_delete(request, obj_display, obj_id)
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, RedisInstance.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        from django.contrib import messages
+
+        from scaling.services.registration import RegistrationError, instance_remove
+
+        for name in queryset.values_list("name", flat=True):
+            try:
+                instance_remove(name=name, keep_record=True, wait_seconds=0)
+            except RegistrationError as error:
+                self.message_user(request, f"{error}; not deleted", messages.ERROR)
 
     def has_add_permission(self, request):
         # Registration resolves the add-on through Heroku: use add_redis_mon.py.

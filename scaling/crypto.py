@@ -1,8 +1,11 @@
 """Encryption at rest for Redis URLs (they carry passwords).
 
-Keys come from ENCRYPTION_KEYS (Fernet keys, newest first); unset, one key is derived from
-SECRET_KEY. MultiFernet decrypts with any listed key and encrypts with the first, which is
-what makes rotation possible without downtime.
+Keys come from ENCRYPTION_KEYS (Fernet keys, newest first); the word ``derived`` in that
+list stands for the key derived from SECRET_KEY, which is also the only key when the list is
+empty. MultiFernet decrypts with any listed key and encrypts with the first, which is what
+makes rotation possible without downtime, including from the derived key to one's own:
+ENCRYPTION_KEYS=<new>,derived, ``manage.py rotate_encryption_key``, then ENCRYPTION_KEYS=<new>
+(README, Key rotation). The derived key itself is never shown.
 """
 
 import base64
@@ -12,6 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from autoscaler.env import DERIVED_KEY, encryption_keys_problem
 
 
 class DecryptionError(Exception):
@@ -24,13 +29,11 @@ def _derived_key(secret_key):
 
 
 def _fernet():
-    keys = list(settings.ENCRYPTION_KEYS) or [_derived_key(settings.SECRET_KEY)]
-    try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            "ENCRYPTION_KEYS must be Fernet keys (44 url-safe base64 characters), comma separated"
-        ) from None
+    keys = list(settings.ENCRYPTION_KEYS) or [DERIVED_KEY]
+    problem = encryption_keys_problem(keys)
+    if problem:
+        raise ImproperlyConfigured(problem)
+    return MultiFernet([Fernet(_derived_key(settings.SECRET_KEY) if key == DERIVED_KEY else key) for key in keys])
 
 
 def encrypt(plaintext):
@@ -45,5 +48,8 @@ def decrypt(token):
 
 
 def reencrypt(token):
-    """The same secret under the newest key (for key rotation)."""
-    return _fernet().rotate(token.encode()).decode()
+    """The same secret under the newest key (for key rotation); DecryptionError if no key reads it."""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise DecryptionError("stored Redis URL cannot be decrypted with the configured ENCRYPTION_KEYS") from None

@@ -40,6 +40,18 @@ TLS
     the server is not authenticated. A ``ssl_cert_reqs`` in the
     URL's query string still wins (redis-py gives query arguments precedence).
 
+Deadline and size cap
+    A read has one deadline for the whole exchange: connecting, TLS, AUTH, sending INFO and
+    receiving the whole reply must end within ``connect_timeout + read_timeout`` (the
+    ``deadline`` property). redis-py's socket timeouts bound each ``recv`` only, so a
+    server trickling its reply a byte a second would hold a read (and its thread) for as
+    long as it likes; here every ``recv`` and ``send`` waits at most for what is left of the
+    deadline (the socket is wrapped, see :class:`_BudgetSocket`). A read past it fails as
+    ``slow``. The bytes received in one exchange are capped at ``MAX_REPLY_BYTES`` (1 MiB;
+    an INFO reply is a few kilobytes): past it the read stops and fails as ``too_large``,
+    having held at most the cap in memory. The TCP connect itself is bounded by
+    ``connect_timeout`` and DNS by the system resolver.
+
 Errors
     Every failure is a :class:`MetricsReadError` with a ``kind`` and a one-line message
     naming host:port, never the URL or the password. ``needs_refresh`` says whether
@@ -62,6 +74,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import traceback
 import weakref
 from urllib.parse import quote, unquote, urlsplit
@@ -80,7 +93,10 @@ from redis.retry import Retry
 
 __all__ = ["KINDS", "MetricsReadError", "RedisInfo", "RedisMetricsReader"]
 
-KINDS = frozenset({"auth", "dns", "refused", "timeout", "tls", "protocol", "bad_url", "other"})
+KINDS = frozenset(
+    {"auth", "dns", "refused", "timeout", "slow", "too_large", "incomplete", "tls", "protocol", "bad_url", "other"}
+)
+MAX_REPLY_BYTES = 1 << 20  # per exchange; an INFO reply is a few kilobytes
 
 # RedisInfo attribute -> INFO field
 _FIELDS = (
@@ -128,8 +144,9 @@ class RedisInfo:
 
     @property
     def usable(self) -> bool:
-        """False when neither used memory nor connected clients could be read."""
-        return self.used_memory is not None or self.connected_clients is not None
+        """False unless both used memory and connected clients could be read: a sample
+        without either cannot be judged, so it is a failed read (kind ``incomplete``)."""
+        return self.used_memory is not None and self.connected_clients is not None
 
     @classmethod
     def from_info_text(cls, text: str | bytes) -> RedisInfo:
@@ -171,7 +188,10 @@ class MetricsReadError(Exception):
     password or the URL.
 
     kind
-        auth, dns, refused, timeout, tls, protocol, bad_url or other.
+        auth, dns, refused, timeout (one socket operation got no answer in time), slow
+        (the whole exchange missed its deadline), too_large (the reply exceeded
+        MAX_REPLY_BYTES), incomplete (INFO answered without a readable used_memory or
+        connected_clients), tls, protocol, bad_url or other.
     during_connect
         True when the failure came while the connection was being set up (TCP, TLS,
         AUTH), False when it came while waiting for INFO on an established connection.
@@ -265,11 +285,12 @@ class _Entry:
 class RedisMetricsReader:
     """Reads INFO from Redis servers, keeping one connection per key (module docstring)."""
 
-    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 5.0):
+    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 5.0, max_reply_bytes: int = MAX_REPLY_BYTES):
         if not connect_timeout > 0 or not read_timeout > 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
+        self.max_reply_bytes = int(max_reply_bytes)
         self._guard = threading.Lock()
         self._reset_state()
         _READERS.add(self)
@@ -282,6 +303,11 @@ class RedisMetricsReader:
 
     def __repr__(self) -> str:
         return f"<RedisMetricsReader {len(self._entries)} connection(s)>"
+
+    @property
+    def deadline(self) -> float:
+        """Seconds the whole exchange of one read may take (module docstring)."""
+        return self.connect_timeout + self.read_timeout
 
     # -- public ----------------------------------------------------------------------
     def read(self, key: str, url: str) -> RedisInfo:
@@ -372,6 +398,8 @@ class RedisMetricsReader:
             "max_connections": 1,
             "protocol": 2,
             "driver_info": None,
+            "connection_class": _TLSConnection if tls else _PlainConnection,
+            "exchange": _Exchange(),
         }
         if tls:
             options["ssl_cert_reqs"] = None  # Heroku's self-signed certificates: module docstring
@@ -389,6 +417,14 @@ class RedisMetricsReader:
 
     # -- sampling ----------------------------------------------------------------------
     def _sample(self, entry: _Entry, url: str) -> RedisInfo:
+        exchange = entry.connection.exchange
+        exchange.start(self.deadline, self.max_reply_bytes)
+        try:
+            return self._exchange(entry, url)
+        finally:
+            exchange.stop()
+
+    def _exchange(self, entry: _Entry, url: str) -> RedisInfo:
         connection = entry.connection
         fresh = not connection.is_connected
         if not fresh and _has_pending_input(connection):
@@ -417,8 +453,9 @@ class RedisMetricsReader:
         if not info.usable:
             problems = "; ".join(w for w in info.warnings if w.startswith(("used_memory", "connected_clients")))
             raise MetricsReadError(
-                "protocol",
-                f"protocol: INFO reply from {entry.target} has no usable used_memory or connected_clients ({problems})",
+                "incomplete",
+                f"incomplete: INFO reply from {entry.target} lacks a readable used_memory or connected_clients"
+                f" ({problems})",
             )
         return info
 
@@ -452,6 +489,12 @@ class RedisMetricsReader:
 
         def error(kind: str, message: str, **flags) -> MetricsReadError:
             return MetricsReadError(kind, f"{kind}: {message}", during_connect=during_connect, **flags)
+
+        exchange = entry.connection.exchange
+        if exchange.oversized:
+            return error("too_large", f"the INFO reply from {target} is over {_size(exchange.cap)}")
+        if exchange.expired:
+            return error("slow", f"{target} did not finish the INFO exchange within its {self.deadline:g} s deadline")
 
         if _is_auth_error(exc):
             if isinstance(exc, NoPermissionError):
@@ -510,6 +553,133 @@ class RedisMetricsReader:
                 reason = _clean(item.strerror or str(item), ())
                 return error("other", f"cannot reach {target} ({reason})")
         return error("other", f"reading INFO from {target} failed: {detail}")
+
+
+# ---------------------------------------------------------------------------------------
+# The deadline and the size cap of one exchange
+# ---------------------------------------------------------------------------------------
+class _Exchange:
+    """The budget of the read under way on one connection: a monotonic deadline and a cap
+    on the bytes received. Idle (no deadline, no cap) between reads."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.cap: int | None = None
+        self.received = 0
+        self.expired = False
+        self.oversized = False
+
+    def start(self, seconds: float, cap: int) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.cap, self.received, self.expired, self.oversized = cap, 0, False, False
+
+    def stop(self) -> None:
+        self.deadline = self.cap = None
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def count(self, received: int) -> None:
+        self.received += received
+        if self.cap is not None and self.received > self.cap:
+            self.oversized = True
+            raise _ReplyTooLarge(f"more than {self.cap} bytes received")
+
+
+class _ReplyTooLarge(OSError):
+    """Raised inside redis-py's read (an OSError, so that redis-py drops the connection)."""
+
+
+class _BudgetSocket:
+    """A socket whose every recv/send waits at most for what is left of the exchange's
+    deadline, and whose received bytes count against the exchange's cap. Everything else
+    is the wrapped socket's (redis-py sets timeouts, polls, shuts down and closes it)."""
+
+    def __init__(self, sock, exchange: _Exchange):
+        self._sock = sock
+        self._exchange = exchange
+        self._timeout = sock.gettimeout()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def settimeout(self, value) -> None:
+        self._timeout = value
+        self._sock.settimeout(value)
+
+    def gettimeout(self):
+        return self._timeout
+
+    def _arm(self) -> bool:
+        """Lower the socket timeout to what is left of the deadline; True if it did."""
+        remaining = self._exchange.remaining()
+        if remaining is None or self._timeout == 0:  # idle, or a non-blocking poll
+            self._sock.settimeout(self._timeout)
+            return False
+        if remaining <= 0:
+            self._exchange.expired = True
+            raise socket.timeout("the exchange's deadline has passed")
+        if self._timeout is not None and self._timeout <= remaining:
+            self._sock.settimeout(self._timeout)
+            return False
+        self._sock.settimeout(remaining)
+        return True
+
+    def _call(self, method, *args):
+        bounded = self._arm()
+        try:
+            return method(*args)
+        except socket.timeout:
+            if bounded:
+                self._exchange.expired = True
+            raise
+
+    def recv(self, *args):
+        data = self._call(self._sock.recv, *args)
+        self._exchange.count(len(data))
+        return data
+
+    def recv_into(self, *args):
+        received = self._call(self._sock.recv_into, *args)
+        self._exchange.count(received)
+        return received
+
+    def send(self, *args):
+        return self._call(self._sock.send, *args)
+
+    def sendall(self, *args):
+        return self._call(self._sock.sendall, *args)
+
+
+class _BudgetedConnection:
+    """redis-py connection whose socket is a :class:`_BudgetSocket` (mixin)."""
+
+    def __init__(self, *args, exchange: _Exchange, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.exchange = exchange
+
+    def _connect(self):
+        # The TCP connect and TLS handshake happen in there; give them no more than is left.
+        configured = self.socket_connect_timeout
+        remaining = self.exchange.remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                self.exchange.expired = True
+                raise socket.timeout("the exchange's deadline has passed")
+            if configured is None or remaining < configured:
+                self.socket_connect_timeout = remaining
+        try:
+            return _BudgetSocket(super()._connect(), self.exchange)
+        finally:
+            self.socket_connect_timeout = configured
+
+
+class _PlainConnection(_BudgetedConnection, redis.Connection):
+    pass
+
+
+class _TLSConnection(_BudgetedConnection, redis.SSLConnection):
+    pass
 
 
 # After a fork, a child starts with fresh locks (one held by another thread of the parent
@@ -597,6 +767,10 @@ def _clean(text: str, secrets) -> str:
         text = text.replace(secret, "***")
     text = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
     return _clip(text, _MAX_DETAIL)
+
+
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count % (1 << 20) == 0 else f"{count:,} bytes"
 
 
 def _clip(text: str, limit: int) -> str:

@@ -26,6 +26,16 @@ How the replay works (the same as the workers)
       after any sample due at the same moment. While a decided change is pending no new
       decision is taken; the change lands ``change_delay`` after it was decided (samples
       taken before then carry the old plan), and ``last_change_at`` is the landing time.
+    * Quiet stretches are jumped over: when the load stays constant until the next trace
+      point, every sample the engine can see is alike on the current plan, the last change
+      is older than the engine's lookback and the engine has just decided to change nothing,
+      it would decide the same at every run until that point, so the replay moves on to
+      just before it (the runs are counted in ``decisions``, not made). A replay's cost thus
+      grows with the trace's rows, not with the time they span (60 days between two rows:
+      43 s before, 1.2 s now; nine years: 0.9 s).
+    * Timestamps must lie from 1970-01-01 to 2200-01-01, ``used_memory`` at most 2**63-1
+      and ``connected_clients`` at most 2**31-1 (what Redis can report); anything else is a
+      TraceError naming the line.
     * Integration (cost, seconds over threshold, seconds over capacity) is exact over the
       piecewise-constant load and the plan timeline, including the moments changes land.
     * Cost is the monthly price prorated by the hour with ``HOURS_PER_MONTH`` = 730 hours a
@@ -37,6 +47,7 @@ How the replay works (the same as the workers)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -128,40 +139,63 @@ def _iso(at: datetime) -> str:
 # --------------------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_WHOLE = re.compile(r"^\+?\d{1,40}$")
+# Times a trace may hold: anything else is a typo or garbage, and would overflow the replay's
+# date arithmetic near the ends of what datetime can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+# The largest figures a Redis reports (64-bit memory, 32-bit client count), as the reader.
+MAX_COUNT = {"used_memory": 2**63 - 1, "connected_clients": 2**31 - 1}
 
 
 def _parse_timestamp(text: str, line: int) -> datetime:
     value = text.strip()
     if not value:
         raise TraceError(line, "empty timestamp")
+    shown = value if len(value) <= 40 else value[:39] + "…"
+    out_of_range = f"timestamp {shown!r} is out of range ({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d})"
     if _NUMBER.match(value):
         seconds = float(value)
         if seconds < 0:
-            raise TraceError(line, f"negative epoch timestamp {value!r}")
-        try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            raise TraceError(line, f"epoch timestamp {value!r} is out of range") from None
+            raise TraceError(line, f"negative epoch timestamp {shown!r}")
+        if not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
+            raise TraceError(line, out_of_range)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
-        raise TraceError(line, f"timestamp {value!r} is neither ISO 8601 nor epoch seconds") from None
+        raise TraceError(line, f"timestamp {shown!r} is neither ISO 8601 nor epoch seconds") from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc)
+    try:
+        at = at.astimezone(timezone.utc)
+    except OverflowError:  # an offset pushing it past year 1 or 9999
+        raise TraceError(line, out_of_range) from None
+    if not EARLIEST <= at < LATEST:
+        raise TraceError(line, out_of_range)
+    return at
 
 
 def _parse_count(text: str, column: str, line: int) -> int:
     value = text.strip()
+    shown = value if len(value) <= 40 else value[:39] + "…"
+    too_large = f"{column} is too large ({shown}; at most {MAX_COUNT[column]})"
+    if _WHOLE.match(value):  # exact, where a float would round
+        number = int(value)
+        if number > MAX_COUNT[column]:
+            raise TraceError(line, too_large)
+        return number
     if not _NUMBER.match(value):
-        raise TraceError(line, f"{column} {value!r} is not a number")
+        raise TraceError(line, f"{column} {shown!r} is not a number")
     number = float(value)
     if not math.isfinite(number):
-        raise TraceError(line, f"{column} {value!r} is not a finite number")
+        raise TraceError(line, too_large if number > 0 else f"{column} {shown!r} is not a finite number")
     if number < 0:
-        raise TraceError(line, f"{column} must not be negative, got {value}")
+        raise TraceError(line, f"{column} must not be negative, got {shown}")
+    if number > MAX_COUNT[column]:
+        raise TraceError(line, too_large)
     if number != int(number):
-        raise TraceError(line, f"{column} must be a whole number, got {value}")
+        raise TraceError(line, f"{column} must be a whole number, got {shown}")
     return int(number)
 
 
@@ -178,6 +212,8 @@ def _lines(source) -> Iterable[str]:
                 return io.StringIO(fh.read())
         except OSError as exc:
             raise TraceError(None, f"cannot read trace {os.fspath(source)!r}: {exc.strerror or exc}") from None
+        except ValueError:  # a NUL byte in the path
+            raise TraceError(None, f"cannot read trace {os.fspath(source)!r}: not a usable file name") from None
         except UnicodeDecodeError:
             raise TraceError(None, f"trace {os.fspath(source)!r} is not UTF-8 text") from None
     return source
@@ -297,6 +333,19 @@ def _integrate(trace: Sequence[TracePoint], timeline: Sequence[tuple[datetime, P
     return cost, over_thr, over_cap
 
 
+def _steady(samples, plan: Plan, last_change_at, now: datetime, keep: timedelta, metric_rate: timedelta) -> bool:
+    """Whether the engine's view holds still: samples covering ``keep``, all alike (no
+    counter rising) on ``plan``, and no plan change within ``keep``."""
+    if not samples or samples[0].at > now - keep + metric_rate:
+        return False
+    if last_change_at is not None and now - last_change_at <= keep:
+        return False
+    last = samples[-1]
+    figures = (plan.name, last.used_memory, last.connected_clients, last.evicted_keys, last.rejected_connections)
+    return all((s.plan_name, s.used_memory, s.connected_clients, s.evicted_keys, s.rejected_connections) == figures
+               for s in samples)
+
+
 def _replay(
     decide_fn: _DecideFn,
     *,
@@ -309,7 +358,11 @@ def _replay(
     scaling_interval: timedelta,
     change_delay: timedelta,
     keep: timedelta,
+    skip_quiet: bool = True,
 ) -> SimulationResult:
+    """``skip_quiet``: jump over quiet stretches (module docstring). Only valid while the
+    decision depends on the samples and on the time since the last change alone; a rule
+    keyed on the clock itself (a schedule) must turn it off or bound the jump by its edges."""
     by_name = {p.name: p for p in plans}
     plan = by_name[start_plan.name]
     t0, end = trace[0].at, trace[-1].at
@@ -383,6 +436,25 @@ def _replay(
             last_decision_at = now
             pending = (now + change_delay, by_name[target.name])
             land_until(now)  # a zero delay lands at once
+            continue
+        if not skip_quiet or not _steady(samples, plan, last_change_at, now, keep, metric_rate):
+            continue
+        # Quiet: the load is constant until the next trace point, every sample the engine can
+        # see is the same on the same plan, the last change is out of sight, and the engine
+        # just chose to change nothing. Until that point it would see the same window at
+        # every run and decide the same, so the replay jumps there (runs counted, not made):
+        # its cost grows with the trace's rows, not with the time they span.
+        following = trace[prev_index + 1].at if prev_index + 1 < len(trace) else end + metric_rate
+        k_metric_to = max(k_metric, (following - t0) // metric_rate - 1)
+        k_scale_to = max(k_scale, (following - t0) // scaling_interval - 2)
+        if k_scale_to > k_scale:
+            decisions += k_scale_to - k_scale
+            k_scale = k_scale_to
+        if k_metric_to > k_metric:
+            last = samples[-1]
+            taken = [t0 + j * metric_rate for j in range(max(0, k_metric_to - len(samples)), k_metric_to)]
+            samples = deque(dataclasses.replace(last, at=at) for at in taken)
+            k_metric = k_metric_to
 
     land_until(end)
     cost, over_thr, over_cap = _integrate(trace, timeline, memory_threshold, connection_threshold)

@@ -7,12 +7,19 @@ import threading
 class FakeServer:
     """A TCP server on 127.0.0.1 that answers each RESP command with ``respond(args)``.
 
-    ``respond`` returns the raw bytes to send, or None to send nothing. ``commands``
-    records what was asked. With ``respond=None`` it accepts and never answers.
+    ``respond`` returns the raw bytes to send, an iterable of byte chunks (sent one after
+    the other, for replies too large to hold), or None to send nothing. ``commands``
+    records what was asked. With ``respond=None`` it accepts and never answers. With
+    ``trickle`` (seconds) each reply goes out one byte at a time, that far apart, as a
+    hostile or choked server would. ``sent`` counts the reply bytes sent; ``cut_off`` is set
+    when the client hung up in the middle of a reply.
     """
 
-    def __init__(self, respond=None, backlog=16):
+    def __init__(self, respond=None, backlog=16, trickle=None):
         self.respond = respond
+        self.trickle = trickle
+        self.sent = 0
+        self.cut_off = threading.Event()
         self.commands: list[list[bytes]] = []
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -47,9 +54,26 @@ class FakeServer:
                 self.commands.append(args)
                 reply = self.respond(args)
                 if reply:
-                    conn.sendall(reply)
+                    self._send(conn, reply)
         except (OSError, ValueError):
             return
+
+    def _send(self, conn, reply):
+        chunks = [reply] if isinstance(reply, bytes) else reply
+        try:
+            for chunk in chunks:
+                if self.trickle is None:
+                    conn.sendall(chunk)
+                    self.sent += len(chunk)
+                    continue
+                for index in range(len(chunk)):
+                    if self.stopping.wait(self.trickle):
+                        return
+                    conn.sendall(chunk[index : index + 1])
+                    self.sent += 1
+        except OSError:
+            self.cut_off.set()
+            raise
 
     def close(self):
         self.stopping.set()

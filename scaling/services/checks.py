@@ -277,6 +277,12 @@ def plan_change_follow(*, action_id, now, client=None, follow_later=None):
         return _follow(action=action, instance=instance, now=now, client=client, follow_later=follow_later)
 
 
+def action_follow_claimed(*, action, instance, now, client=None):
+    """Look at a pending change's add-on once, for a caller that already holds the
+    instance's claim (removal settling a change in flight); schedules nothing."""
+    return _follow(action=action, instance=instance, now=now, client=client, follow_later=None)
+
+
 def _follow(*, action, instance, now, client, follow_later):
     at = _stamps(now)
     if not action.sent:

@@ -1,13 +1,24 @@
 """Sampling: one INFO read per instance per slot, stored as a MetricLog.
 
 Reads run concurrently on a thread pool (they wait on the network); the database work is
-done by the calling thread. A slow or broken Redis holds one thread for at most the read
-timeout and never delays the others' samples.
+done by the calling thread. Every read has a deadline for its whole exchange (the reader's
+``deadline``: REDIS_CONNECT_TIMEOUT + REDIS_READ_TIMEOUT), so a slow or hostile Redis holds
+one pool thread for at most that long. The samples read within PROMPT_READ_SECONDS are
+stored at once; the slower ones are stored when they end (at the latest at the deadline), so
+a slow instance never holds back or misdates its batch's other samples.
+
+Capacity: the pool has READ_THREADS threads shared by the worker's tasks. Slow servers can
+occupy at most READ_THREADS threads for one deadline each: with the defaults (32 threads,
+10 s) that is 3.2 slow reads a second (about 96 permanently slow instances at a 30 s rate)
+before other reads queue behind them; a healthy read takes a few milliseconds (README, "One
+worker's capacity"). A task waits for its batch's slow reads, so the dispatcher batches the
+instances whose last read failed apart from the healthy ones: slow servers then hold few of
+the worker's task threads (benchmarks/slow_redis.py).
 """
 
 import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 from django.conf import settings
@@ -25,6 +36,7 @@ from scaling.services.instances import ResolutionError, instance_refresh, instan
 logger = logging.getLogger(__name__)
 
 READ_THREADS = 32
+PROMPT_READ_SECONDS = 1.0  # reads done by then are stored without waiting for slower ones
 SERVER_FULL = "server_full"  # error kind of a read refused because the server is at maxclients
 
 
@@ -66,8 +78,9 @@ def _read(instance, reader):
         # the check treats as data drop (see checks.engine_samples), not as a failed read.
         kind = SERVER_FULL if error.server_full else error.kind
         return Reading(error_kind=kind, error=str(error), needs_refresh=error.needs_refresh)
-    if not info.usable:
-        return Reading(error_kind="protocol", error="INFO had neither used_memory nor connected_clients: " + "; ".join(info.warnings))
+    if not info.usable:  # the reader already refuses these; a reader given by a caller may not
+        return Reading(error_kind="incomplete",
+                       error="INFO lacks a readable used_memory or connected_clients: " + "; ".join(info.warnings))
     return Reading(info=info)
 
 
@@ -120,7 +133,23 @@ def samples_collect(*, due, reader=None, now_fn=timezone.now):
     instances = [i for i in instances if (i.pk, slots[i.pk]) not in taken]
     skipped = len(slots) - len(instances)
 
-    readings = dict(zip([i.pk for i in instances], _read_pool().map(lambda i: _read(i, reader), instances)))
+    futures = {i.pk: _read_pool().submit(_read, i, reader) for i in instances}
+    wait(futures.values(), timeout=PROMPT_READ_SECONDS)
+    prompt = [i for i in instances if futures[i.pk].done()]
+    late = [i for i in instances if i not in prompt]
+    failed_ids = _settle(prompt, slots=slots, readings={i.pk: futures[i.pk].result() for i in prompt},
+                         reader=reader, now_fn=now_fn)
+    if late:
+        # Each of these ends by the reader's deadline.
+        wait([futures[i.pk] for i in late])
+        failed_ids += _settle(late, slots=slots, readings={i.pk: futures[i.pk].result() for i in late},
+                              reader=reader, now_fn=now_fn)
+    _after_samples(instance_ids=failed_ids)
+    return CollectResult(stored=len(instances), failed=len(failed_ids), skipped=skipped)
+
+
+def _settle(instances, *, slots, readings, reader, now_fn):
+    """Store the samples of `instances` from their readings; returns the ids newly counted as failed."""
     now = now_fn()
     # A failure Heroku may explain (new password, moved host, URL not known yet) is refreshed
     # and read again, but only after the batch's other samples are stored: a slow Heroku API
@@ -137,8 +166,7 @@ def samples_collect(*, due, reader=None, now_fn=timezone.now):
     if later:
         failed_ids += _store([i for i in instances if i.pk in later], slots=slots, readings=readings,
                              collected_at=now_fn())
-    _after_samples(instance_ids=failed_ids)
-    return CollectResult(stored=len(instances), failed=len(failed_ids), skipped=skipped)
+    return failed_ids
 
 
 def _store(instances, *, slots, readings, collected_at):
@@ -152,8 +180,19 @@ def _store(instances, *, slots, readings, collected_at):
         # restarted: write the batch over a new one rather than lose it.
         connection.close()
     with transaction.atomic():
-        # ignore_conflicts: a task run twice for one slot stores one sample.
-        MetricLog.objects.bulk_create(logs, ignore_conflicts=True)
+        # A task delivered twice (or two beats) may be storing the same slots right now. The
+        # instances' rows are locked first (in id order, so two batches cannot deadlock), so
+        # the slots already stored are seen here, and only the samples this call inserts move
+        # the failure counters: one failed slot is counted once.
+        # An instance removed while its batch was read is left out (its sample would break
+        # the whole batch's insert on the foreign key).
+        ids = sorted({log.instance_id for log in logs})
+        present = set(RedisInstance.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+                      .values_list("pk", flat=True))
+        taken = set(MetricLog.objects.filter(instance_id__in=ids, slot__in={log.slot for log in logs})
+                    .values_list("instance_id", "slot"))
+        logs = [log for log in logs if log.instance_id in present and (log.instance_id, log.slot) not in taken]
+        MetricLog.objects.bulk_create(logs, ignore_conflicts=True)  # a last guard (SQLite has no row locks)
         ok_ids = [log.instance_id for log in logs if log.ok]
         failed_ids = [log.instance_id for log in logs if not log.ok]
         RedisInstance.objects.filter(pk__in=ok_ids).exclude(consecutive_failures=0).update(consecutive_failures=0)

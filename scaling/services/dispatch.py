@@ -51,37 +51,43 @@ UPDATE scaling_redisinstance AS i
 SET {field} = to_timestamp(due.base + (floor((EXTRACT(EPOCH FROM %(now)s::timestamptz) - due.base) / due.rate) + 1) * due.rate)
 FROM due
 WHERE i.id = due.id AND i.{field} IS NOT DISTINCT FROM due.slot
-RETURNING i.id, due.slot
+RETURNING i.id, due.slot, i.consecutive_failures > 0
 """
 
 
 def _claim(*, field, rate_field, now, scaling_only=False):
-    """Claim every due slot of `field`; returns [(instance id, slot)] sorted by slot."""
+    """Claim every due slot of `field`; returns [(instance id, slot, whether its last read failed)] sorted by slot."""
     if connection.vendor == "postgresql":
         sql = _CLAIM_SQL.format(field=field, rate=rate_field, prime=PHASE_PRIME,
                                 extra="AND scaling_enabled" if scaling_only else "")
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, {"now": now, "epoch": EPOCH})
             rows = cursor.fetchall()
-        return sorted(((pk, slot or now) for pk, slot in rows), key=lambda row: (row[1], row[0]))
+        return sorted(((pk, slot or now, failing) for pk, slot, failing in rows), key=lambda row: (row[1], row[0]))
     # Other databases: a compare-and-set update per due row.
     extra = Q(scaling_enabled=True) if scaling_only else Q()
     due = RedisInstance.objects.filter(extra & (Q(**{f"{field}__lte": now}) | Q(**{f"{field}__isnull": True})))
     claimed = []
-    for pk, slot, rate in due.values_list("pk", field, rate_field).order_by(field):
+    for pk, slot, rate, failures in due.values_list("pk", field, rate_field, "consecutive_failures").order_by(field):
         following = next_slot(instance_id=pk, rate_seconds=rate, after=now)
         if RedisInstance.objects.filter(pk=pk, **{field: slot}).update(**{field: following}):
-            claimed.append((pk, slot or now))
+            claimed.append((pk, slot or now, failures > 0))
     return claimed
 
 
 def due_work_dispatch(*, now, enqueue_samples, enqueue_check):
     """Enqueue the due samples (in batches) and scaling checks; each slot once."""
     samples = _claim(field="next_sample_at", rate_field="metric_rate", now=now)
-    for start in range(0, len(samples), COLLECT_BATCH):
-        enqueue_samples(samples[start : start + COLLECT_BATCH])
+    # Instances whose last read failed (down, slow, hostile) are batched apart: a slow one
+    # holds its batch's worker thread for a whole read deadline, so mixed into healthy
+    # batches a few of them would hold every worker thread; together they hold few.
+    healthy = [(pk, slot) for pk, slot, failing in samples if not failing]
+    failing = [(pk, slot) for pk, slot, failing in samples if failing]
+    for group in (healthy, failing):
+        for start in range(0, len(group), COLLECT_BATCH):
+            enqueue_samples(group[start : start + COLLECT_BATCH])
     checks = _claim(field="next_check_at", rate_field="scaling_rate", now=now, scaling_only=True)
-    for pk, slot in checks:
+    for pk, slot, _ in checks:
         enqueue_check(pk, slot)
     return DispatchResult(samples=len(samples), checks=len(checks))
 

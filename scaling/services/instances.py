@@ -159,3 +159,42 @@ def instance_store_resolution(*, instance, resolved, now, plan_known=True):
     elif resolved.addon.state == "provisioned":
         plan_adopt_if_changed(instance=instance, plan=resolved.plan, now=now, found_by="a refresh of the add-on")
     return url_changed
+
+
+# --- Removal: a plan change in flight is settled first ----------------------------------
+
+SETTLE_POLL_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class ChangeInFlight:
+    """A plan change Heroku has not finished (or cannot tell about yet)."""
+
+    to_plan: str
+    detail: str
+
+
+def instance_pending_change_settle(*, instance, wait_seconds=0, client=None, now_fn=None, sleep=None):
+    """Follow the instance's plan change in flight, as a check would, until Heroku shows how
+    it ended (the action then succeeds or fails), for at most `wait_seconds`. Returns None
+    when nothing is in flight any more, else a ChangeInFlight. The caller holds the
+    instance's check claim, so no check starts another change meanwhile."""
+    import time
+
+    from django.utils import timezone
+
+    from logs.models import ScalingAction
+    from scaling.services.checks import action_follow_claimed
+
+    now_fn, sleep = now_fn or timezone.now, sleep or time.sleep
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        action = (ScalingAction.objects.select_related("from_plan", "to_plan")
+                  .filter(instance=instance, status=ScalingAction.Status.PENDING).first())
+        if action is None:
+            return None
+        outcome = action_follow_claimed(action=action, instance=instance, now=now_fn(), client=client)
+        if outcome.outcome == "pending":
+            if time.monotonic() >= deadline:
+                return ChangeInFlight(to_plan=action.to_plan.plan_name, detail=outcome.detail)
+            sleep(SETTLE_POLL_SECONDS)

@@ -13,6 +13,11 @@ from scaling.models import RedisPlan
 
 DEFAULT_PLANS_CSV = Path(__file__).resolve().parent.parent / "data" / "plans.csv"
 REQUIRED_COLUMNS = ("service_name", "plan_name", "mem_limit", "conn_limit", "cost")
+# The columns' ranges (RedisPlan): a value past them is a bad row, not a database error.
+MAX_MEM_LIMIT = 2**31 - 1  # PositiveIntegerField
+MAX_CONN_LIMIT = 2**31 - 1  # IntegerField
+MAX_SERVICE_NAME = 64
+MAX_PLAN_NAME = 128
 # Plans that live only in Private / Shield Spaces form their own ladder: an add-on cannot
 # move between them and the Common Runtime plans.
 SEPARATE_FAMILIES = ("private", "shield")
@@ -84,29 +89,50 @@ def plan_rows_parse(*, text):
 
 def _plan_row(number, record):
     service, plan = record["service_name"], record["plan_name"]
+    if len(service) > MAX_SERVICE_NAME:
+        raise PlanDataError(f"line {number}: service_name is longer than {MAX_SERVICE_NAME} characters")
+    if len(plan) > MAX_PLAN_NAME:
+        raise PlanDataError(f"line {number}: plan_name is longer than {MAX_PLAN_NAME} characters")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", service):
         raise PlanDataError(f"line {number}: service_name {service!r} is not a Heroku service name")
-    if not plan.startswith(service + ":") or len(plan) == len(service) + 1:
-        raise PlanDataError(f"line {number}: plan_name {plan!r} must look like {service}:<plan>")
+    if not re.fullmatch(re.escape(service) + r":[A-Za-z0-9][A-Za-z0-9._-]*", plan):
+        raise PlanDataError(f"line {number}: plan_name {_clip(repr(plan), 60)} must look like {service}:<plan>"
+                            " (letters, digits, '.', '_' and '-')")
     try:
         mem_limit = int(record["mem_limit"])
     except ValueError:
         raise PlanDataError(f"line {number}: mem_limit {record['mem_limit']!r} is not a whole number of MB") from None
     if mem_limit <= 0:
         raise PlanDataError(f"line {number}: mem_limit must be above 0, not {mem_limit}")
+    if mem_limit > MAX_MEM_LIMIT:
+        raise PlanDataError(f"line {number}: mem_limit must be at most {MAX_MEM_LIMIT} MB, not {_clip(record['mem_limit'])}")
     try:
         conn_limit = int(record["conn_limit"])
     except ValueError:
         raise PlanDataError(f"line {number}: conn_limit {record['conn_limit']!r} is not a whole number") from None
     if conn_limit == 0 or conn_limit < -1:
-        raise PlanDataError(f"line {number}: conn_limit must be above 0, or -1 for unlimited, not {conn_limit}")
+        raise PlanDataError(f"line {number}: conn_limit must be above 0, or -1 for unlimited, not {_clip(record['conn_limit'])}")
+    if conn_limit > MAX_CONN_LIMIT:
+        raise PlanDataError(f"line {number}: conn_limit must be at most {MAX_CONN_LIMIT}, not {_clip(record['conn_limit'])}")
     try:
         cost = Decimal(record["cost"])
     except InvalidOperation:
         raise PlanDataError(f"line {number}: cost {record['cost']!r} is not a number") from None
     if not cost.is_finite() or cost < 0 or cost >= Decimal("1e8"):
-        raise PlanDataError(f"line {number}: cost must be a price of 0 or more, not {record['cost']}")
-    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), record.get("source", ""))
+        raise PlanDataError(f"line {number}: cost must be a price of 0 or more and below 100000000, not {_clip(record['cost'])}")
+    source = record.get("source", "")
+    if not source.isprintable():
+        raise PlanDataError(f"line {number}: source holds control characters")
+    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), source)
+
+
+def _printable(text):
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
+def _clip(text, limit=24):
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @transaction.atomic
@@ -116,7 +142,9 @@ def plans_load(*, path=None):
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise PlanDataError(f"{path}: cannot be read ({error.__class__.__name__}: {getattr(error, 'strerror', None) or error})") from None
+        raise PlanDataError(f"{_printable(path)}: cannot be read ({error.__class__.__name__}: {getattr(error, 'strerror', None) or error})") from None
+    except ValueError:  # a NUL byte in the path
+        raise PlanDataError(f"{_printable(path)}: cannot be read (not a usable file name)") from None
     rows = plan_rows_parse(text=text)
     existing = {plan.plan_name: plan for plan in RedisPlan.objects.select_for_update().filter(plan_name__in=[r.plan_name for r in rows])}
     created = updated = unchanged = 0
@@ -139,10 +167,34 @@ def plans_load(*, path=None):
             updated += 1
         else:
             unchanged += 1
+    problems = instance_plan_range_problems()
+    if problems:
+        # Raised inside the transaction: every row above is rolled back.
+        shown = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
+        raise PlanDataError(f"this plan data would leave {len(problems)} registered instance"
+                            f"{'s' if len(problems) != 1 else ''} without a valid plan range: {shown}")
     from scaling.services.engine_input import engine_ladders_forget  # it imports this module
 
     engine_ladders_forget()
     return PlanLoadResult(created=created, updated=updated, unchanged=unchanged)
+
+
+def instance_plan_range_problems():
+    """One line per registered instance whose min..max range is not a range of its ladder:
+    min above max, or min, max and current plan not of one provider and family."""
+    from scaling.models import RedisInstance
+
+    problems = []
+    instances = RedisInstance.objects.select_related("current_plan", "min_plan", "max_plan").order_by("name")
+    for instance in instances:
+        current, low, high = instance.current_plan, instance.min_plan, instance.max_plan
+        ladder = {(plan.service_name, plan_family(plan)) for plan in (current, low, high)}
+        if len(ladder) > 1:
+            problems.append(f"{instance.name}: plans {current.plan_name}, {low.plan_name} and {high.plan_name}"
+                            " are not of one ladder")
+        elif (low.mem_limit, low.cost) > (high.mem_limit, high.cost):
+            problems.append(f"{instance.name}: min plan {low.plan_name} above max plan {high.plan_name}")
+    return problems
 
 
 def plan_family(plan):

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from autoscaler.redaction import redact
 from logs.models import MetricLog, ScalingAction
@@ -313,7 +314,7 @@ def redis_probe(url):
     finally:
         reader.close_all()
     if not info.usable:
-        return Probe(error="INFO had neither used_memory nor connected_clients: " + "; ".join(info.warnings))
+        return Probe(error="INFO lacks a readable used_memory or connected_clients: " + "; ".join(info.warnings))
     return Probe(info=info)
 
 
@@ -501,19 +502,39 @@ def instance_records(instance):
     )
 
 
-@transaction.atomic
-def instance_remove(*, name, keep_record):
+def instance_remove(*, name, keep_record, wait_seconds=None, client=None):
     """Remove an instance. keep_record: its samples, scaling actions and notifications stay
-    (without the instance: their foreign key is SET_NULL); else they are deleted first."""
-    instance = RedisInstance.objects.select_for_update().filter(name=name).first()
+    (without the instance: their foreign key is SET_NULL); else they are deleted first.
+
+    A plan change in flight is settled first (followed on Heroku for up to `wait_seconds`,
+    default PLAN_FOLLOW_SECONDS, until it succeeds or fails), under the instance's check
+    claim so that no check starts another meanwhile; if it is still provisioning, nothing is
+    removed (RegistrationError): an action left pending without its instance would never
+    be completed, and the add-on registered again would be changed a second time."""
+    from scaling.services.checks import instance_claimed
+    from scaling.services.instances import instance_pending_change_settle
+
+    instance = RedisInstance.objects.filter(name=name).first()
     if instance is None:
         raise RegistrationError(f"no instance named {name!r}")
-    samples, actions, notifications = instance_records(instance)
-    if not keep_record:
-        MetricLog.objects.filter(instance=instance).delete()
-        ScalingAction.objects.filter(instance=instance).delete()
-        Notification.objects.filter(instance=instance).delete()
-    instance.delete()
+    with instance_claimed(instance_id=instance.pk, now=timezone.now()) as claimed:
+        if not claimed:
+            raise RegistrationError(f"a scaling check of {name!r} is running; try again in a minute")
+        wait = settings.PLAN_FOLLOW_SECONDS if wait_seconds is None else wait_seconds
+        in_flight = instance_pending_change_settle(instance=instance, wait_seconds=wait, client=client)
+        if in_flight is not None:
+            raise RegistrationError(f"instance {name!r} has a plan change to {in_flight.to_plan} in flight"
+                                    f" ({in_flight.detail}); remove it once the change has landed")
+        with transaction.atomic():
+            instance = RedisInstance.objects.select_for_update().filter(pk=instance.pk).first()
+            if instance is None:
+                raise RegistrationError(f"no instance named {name!r}")
+            samples, actions, notifications = instance_records(instance)
+            if not keep_record:
+                MetricLog.objects.filter(instance=instance).delete()
+                ScalingAction.objects.filter(instance=instance).delete()
+                Notification.objects.filter(instance=instance).delete()
+            instance.delete()
     return RemovalResult(name=name, samples=samples, actions=actions, notifications=notifications, kept=keep_record)
 
 

@@ -7,6 +7,8 @@ from scaling import engine, simulation
 from scaling.models import RedisInstance
 from scaling.services.engine_input import METRIC_RATES, SCALING_RATES, engine_ladder_named, engine_plans_by_name, engine_policy
 
+MAX_CHANGE_DELAY = 86400  # a plan change lands within minutes; past a day is a typo (and overflowed dates)
+
 
 class SimulationInputError(Exception):
     """Bad trace or options; one line."""
@@ -33,8 +35,8 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     for option, value in (("--memory-threshold", memory_threshold), ("--connection-threshold", connection_threshold)):
         if not 1 <= value <= 100:
             raise SimulationInputError(f"{option}: must be from 1 to 100, not {value}")
-    if change_delay < 0:
-        raise SimulationInputError(f"--change-delay: must not be negative, not {change_delay}")
+    if not 0 <= change_delay <= MAX_CHANGE_DELAY:
+        raise SimulationInputError(f"--change-delay: must be from 0 to {MAX_CHANGE_DELAY} seconds, not {change_delay}")
     by_name = engine_plans_by_name()
     start_name = _plan(plan, by_name)
     service, _, start = by_name[start_name]
@@ -47,7 +49,8 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     try:
         trace = simulation.parse_trace(str(trace_path))
     except simulation.TraceError as error:
-        raise SimulationInputError(f"{trace_path}: {error}") from None
+        shown = "".join(ch if ch.isprintable() else "?" for ch in str(trace_path))
+        raise SimulationInputError(f"{shown}: {error}") from None
     except OSError as error:
         raise SimulationInputError(f"{trace_path}: cannot be read ({error.strerror})") from None
     # The options describe an instance, and the engine sees it as it would see a registered one.

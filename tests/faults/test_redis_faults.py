@@ -101,6 +101,35 @@ def test_redis_slower_than_the_read_timeout_fails_its_sample_without_delaying_th
     assert_healthy(loop, healthy)
 
 
+def test_redis_trickling_its_reply_fails_as_slow_at_the_deadline_and_the_healthy_sample_is_stored_first(
+    plans, heroku, info_server, reader, healthy
+):
+    """A byte every 0.1 s never trips the 1 s socket timeout; the whole exchange's deadline
+    (connect + read timeout: 2 s) cuts it, and the batch's healthy sample does not wait for it."""
+    trickler = info_server()
+    faulty = register(heroku, "faulty", trickler.url)
+    loop = Loop([faulty, healthy], reader, heroku=heroku).run(30)
+
+    trickler.trickle = 0.1
+    loop.run(3 * 30)
+    trickler.trickle = None
+    loop.run(60)
+
+    assert_every_slot_sampled(loop, faulty)
+    logs = samples(faulty)
+    assert [log.ok for log in logs] == [True, False, False, False, True, True]
+    assert {log.error_kind for log in logs[1:4]} == {"slow"}
+    assert logs[1].error == f"slow: 127.0.0.1:{trickler.port} did not finish the INFO exchange within its 2 s deadline"
+    # Each slow slot: the healthy sample was stored before the slow one, in its own transaction.
+    for slow_log in logs[1:4]:
+        neighbour = MetricLog.objects.get(instance=healthy, slot=slow_log.slot)
+        assert neighbour.ok and neighbour.pk < slow_log.pk
+    assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
+    assert heroku.calls == []
+    assert ScalingAction.objects.count() == 0
+    assert_healthy(loop, healthy)
+
+
 def test_redis_refusing_auth_when_heroku_knows_the_new_password(plans, heroku, redis_server_factory, reader, healthy):
     """Credentials rotated by Heroku: the first failed read asks Heroku, gets the new URL and
     reads again in the same slot, so not one sample is lost."""
@@ -187,24 +216,40 @@ def test_tls_failing_is_stored_with_its_reason(plans, heroku, redis_server_facto
 # INFO replies a real server would not give: (reply, sample ok?, error kind, texts stored).
 ODD_INFO = {
     "fields-missing-or-odd": (
+        bulk("# Memory\r\nused_memory:1024\r\nmaxmemory:-1\r\n# Clients\r\nconnected_clients:7\r\nmaxclients:abc\r\n"),
+        True, "", ["maxclients: not a whole number ('abc')", "maxmemory: negative (-1)", "evicted_keys: missing"],
+    ),
+    "used-memory-unreadable": (
         bulk("# Memory\r\nused_memory:abc\r\nmaxmemory:-1\r\n# Clients\r\nconnected_clients:7\r\n"),
-        True, "", ["used_memory: not a whole number ('abc')", "maxmemory: negative (-1)", "evicted_keys: missing"],
+        False, "incomplete", ["lacks a readable used_memory or connected_clients", "used_memory: not a whole number ('abc')"],
+    ),
+    "connected-clients-missing": (
+        bulk("# Memory\r\nused_memory:1024\r\n"),
+        False, "incomplete", ["connected_clients: missing"],
     ),
     "nul-and-control-bytes": (
         bulk(b"used_memory:12\x0034\r\nconnected_clients:\x1b[31m9\r\nevicted_keys:0\r\n"),
-        False, "protocol", ["used_memory: not a whole number ('12?34')", "connected_clients: not a whole number"],
+        False, "incomplete", ["used_memory: not a whole number ('12?34')", "connected_clients: not a whole number"],
     ),
     "numbers-out-of-range": (
-        bulk("used_memory:99999999999999999999\r\nconnected_clients:7\r\nmaxclients:4294967296\r\n"
+        bulk("used_memory:1024\r\nconnected_clients:7\r\nmaxclients:4294967296\r\n"
              "evicted_keys:18446744073709551615\r\ninstantaneous_ops_per_sec:99999999999\r\n"),
-        True, "", ["used_memory: out of range", "maxclients: out of range", "evicted_keys: out of range"],
+        True, "", ["maxclients: out of range", "evicted_keys: out of range", "instantaneous_ops_per_sec: out of range"],
+    ),
+    "used-memory-out-of-range": (
+        bulk("used_memory:99999999999999999999\r\nconnected_clients:7\r\n"),
+        False, "incomplete", ["used_memory: out of range"],
     ),
     "nothing-usable": (
         bulk("# Memory\r\nused_memory:lots\r\nmaxmemory:0\r\n"),
-        False, "protocol", ["has no usable used_memory or connected_clients", "used_memory: not a whole number"],
+        False, "incomplete", ["lacks a readable used_memory or connected_clients", "used_memory: not a whole number"],
     ),
     "not-redis-at-all": (b"HTTP/1.1 400 Bad Request\r\n\r\n", False, "protocol", ["unexpected reply from"]),
     "info-not-text": (b":5\r\n", False, "protocol", ["is a int, not text"]),
+    "reply-over-the-cap": (
+        bulk("used_memory:1024\r\nconnected_clients:7\r\n" + "pad:" + "x" * (2 << 20) + "\r\n"),
+        False, "too_large", ["is over 1 MiB"],
+    ),
 }
 
 
@@ -225,7 +270,7 @@ def test_info_with_missing_or_garbage_fields_is_tolerated_or_fails_alone(plans, 
         assert text in stored, stored
     assert "\x00" not in stored and "\x1b" not in stored
     if ok:
-        assert logs[-1].connected_clients == 7 and logs[-1].used_memory is None
+        assert logs[-1].connected_clients == 7 and logs[-1].used_memory == 1024
         assert mail.outbox == []
     else:
         assert f"127.0.0.1:{odd.port}" in logs[-1].error

@@ -186,3 +186,158 @@ def test_an_instance_unreachable_for_several_samples_is_mailed_once(plans, herok
     alerts = [m for m in mail.outbox if "unreachable" in m.subject]
     assert len(alerts) == 1
     assert "3 samples in a row" in alerts[0].subject and "refused" in alerts[0].body
+
+
+def _pointed_at(instance, url):
+    instance.redis_url = url
+    instance.save(update_fields=["redis_url_encrypted"])
+    return instance
+
+
+INFO_TEXT = "# Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\n# Clients\r\nconnected_clients:3\r\nmaxclients:10000\r\n"
+
+
+def test_a_trickling_instance_fails_as_slow_and_its_healthy_neighbours_are_stored_first(plans, heroku, redis_server_factory, reader):
+    from tests.fake_redis import FakeServer, bulk
+
+    healthy = [_register(heroku, redis_server_factory(), name=f"ok-{n}")[0] for n in range(2)]
+    slow, _ = _register(heroku, redis_server_factory(), name="slow")
+    trickler = FakeServer(lambda args: bulk(INFO_TEXT), trickle=0.1)  # 100 bytes would take 10 s
+    _pointed_at(slow, trickler.url)
+    try:
+        slot = timezone.now()
+        result = samples_collect(due=[(slow.pk, slot)] + [(i.pk, slot) for i in healthy], reader=reader)
+    finally:
+        trickler.close()
+
+    assert result.stored == 3 and result.failed == 1
+    slow_sample = MetricLog.objects.get(instance=slow, slot=slot)
+    assert slow_sample.error_kind == "slow"
+    assert "within its 3 s deadline" in slow_sample.error
+    assert trickler.sent < len(bulk(INFO_TEXT))
+    for instance in healthy:
+        sample = MetricLog.objects.get(instance=instance, slot=slot)
+        assert sample.ok, sample.error
+        # Stored in an earlier transaction than the slow one's, not held back by it.
+        assert sample.pk < slow_sample.pk and sample.collected_at < slow_sample.collected_at
+
+
+def test_an_oversized_info_reply_is_a_failed_sample_of_its_own_kind(plans, heroku, redis_server_factory, reader):
+    from tests.fake_redis import FakeServer
+
+    def huge(args):
+        yield b"$%d\r\n" % (64 << 20)
+        for _ in range(64):
+            yield b"x" * (1 << 20)
+
+    instance, _ = _register(heroku, redis_server_factory())
+    server = FakeServer(huge)
+    _pointed_at(instance, server.url)
+    try:
+        sample = _collect(instance, reader)
+    finally:
+        server.close()
+
+    assert sample.error_kind == "too_large"
+    assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 1
+
+
+@pytest.mark.parametrize("text", [
+    "used_memory:garbage\r\nconnected_clients:4\r\n",
+    "used_memory:1024\r\nconnected_clients:\r\n",
+])
+def test_a_sample_without_a_readable_used_memory_or_connected_clients_is_a_failed_read_that_counts_toward_unreachable(
+    plans, heroku, redis_server_factory, reader, text
+):
+    from django.core import mail
+
+    from tests.fake_redis import FakeServer, bulk
+
+    instance, _ = _register(heroku, redis_server_factory())
+    server = FakeServer(lambda args: bulk(text))
+    _pointed_at(instance, server.url)
+    try:
+        samples = [_collect(instance, reader, slot=timezone.now() + timedelta(seconds=30 * step)) for step in range(3)]
+    finally:
+        server.close()
+
+    assert all(not s.ok and s.error_kind == "incomplete" for s in samples)
+    assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 3
+    assert len([m for m in mail.outbox if "unreachable" in m.subject]) == 1
+
+
+class _MeetingReader:
+    """Lets two collections of the same slot read before either stores (a task delivered twice)."""
+
+    def __init__(self, reader, parties):
+        import threading
+
+        self.reader = reader
+        self.barrier = threading.Barrier(parties, timeout=30)
+
+    def read(self, key, url):
+        try:
+            return self.reader.read(key, url)
+        finally:
+            self.barrier.wait()
+
+
+def test_the_same_failed_slot_collected_twice_at_once_counts_one_failure(plans, heroku, redis_server_factory, reader):
+    import threading
+
+    from django.db import connection
+
+    server = redis_server_factory()
+    instance, _ = _register(heroku, server)
+    RedisInstance.objects.filter(pk=instance.pk).update(consecutive_failures=2)  # the next failure alerts
+    server.stop()
+    meeting = _MeetingReader(reader, parties=2)
+    slot = timezone.now()
+    results = []
+
+    def deliver():
+        try:
+            results.append(samples_collect(due=[(instance.pk, slot)], reader=meeting))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert len(results) == 2
+    assert MetricLog.objects.filter(instance=instance, slot=slot).count() == 1
+    assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 3
+    assert sorted(r.failed for r in results) == [0, 1]
+
+
+class _RemovingReader:
+    """Removes one instance while the batch is being read (an operator's --remove)."""
+
+    def __init__(self, reader, doomed_pk):
+        self.reader, self.doomed_pk = reader, doomed_pk
+
+    def read(self, key, url):
+        from django.db import connection
+
+        if key == str(self.doomed_pk):
+            try:
+                RedisInstance.objects.filter(pk=self.doomed_pk).delete()
+            finally:
+                connection.close()
+        return self.reader.read(key, url)
+
+
+def test_an_instance_removed_while_its_batch_is_read_does_not_cost_the_others_their_samples(plans, heroku, redis_server_factory, reader):
+    server = redis_server_factory()
+    kept = [_register(heroku, server, name=f"kept-{n}")[0] for n in range(3)]
+    doomed, _ = _register(heroku, server, name="doomed")
+    slot = timezone.now()
+
+    result = samples_collect(due=[(i.pk, slot) for i in kept + [doomed]], reader=_RemovingReader(reader, doomed.pk))
+
+    assert all(MetricLog.objects.get(instance=i, slot=slot).ok for i in kept)
+    assert not MetricLog.objects.filter(instance_id=doomed.pk).exists()
+    assert result.failed == 0

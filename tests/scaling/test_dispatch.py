@@ -88,3 +88,22 @@ def test_the_database_claim_moves_each_instance_to_the_same_next_slot_as_the_pyt
     for instance in instances:
         instance.refresh_from_db()
         assert instance.next_sample_at == next_slot(instance_id=instance.pk, rate_seconds=instance.metric_rate, after=now)
+
+
+def test_instances_whose_last_reads_failed_are_batched_apart_so_slow_servers_hold_few_worker_threads(plans):
+    # 50 healthy and 10 failing (slow, down, ...) instances due together: the failing ones
+    # share their own batch instead of one each in every healthy batch, so at most one
+    # worker thread waits out their deadline and the healthy batches finish at once.
+    failing = set()
+    for n in range(60):
+        instance = make_instance(name=f"i{n}", next_sample_at=T0, consecutive_failures=2 if n % 6 == 0 else 0)
+        if n % 6 == 0:
+            failing.add(instance.pk)
+    batches = []
+
+    due_work_dispatch(now=T0, enqueue_samples=batches.append, enqueue_check=lambda *a: None)
+
+    assert sum(len(batch) for batch in batches) == 60
+    mixed = [batch for batch in batches if {pk for pk, _ in batch} & failing and {pk for pk, _ in batch} - failing]
+    assert not mixed
+    assert [len({pk for pk, _ in batch} & failing) for batch in batches] == [0, 0, 10]

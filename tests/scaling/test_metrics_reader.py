@@ -65,8 +65,8 @@ def assert_no_secret(exc: BaseException, *secrets: str) -> None:
 def fake_server():
     servers = []
 
-    def start(respond=None, backlog=16):
-        server = FakeServer(respond, backlog)
+    def start(respond=None, backlog=16, trickle=None):
+        server = FakeServer(respond, backlog, trickle=trickle)
         servers.append(server)
         return server
 
@@ -449,19 +449,111 @@ def test_a_host_that_never_completes_the_connection_is_a_connect_timeout_that_ne
     assert elapsed < 1.5
 
 
+INFO_TEXT = "# Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\n# Clients\r\nconnected_clients:3\r\nmaxclients:10000\r\n"
+
+
+def test_a_server_trickling_its_info_reply_is_cut_at_the_deadline_as_a_slow_read(fake_server, quick_reader):
+    # A byte every 0.1 s never trips the per-read socket timeout (0.5 s); only a deadline for
+    # the whole exchange (connect + read timeouts: 1 s) stops it, long before the last byte.
+    server = fake_server(lambda args: bulk(INFO_TEXT), trickle=0.1)
+
+    with pytest.raises(MetricsReadError) as caught:
+        quick_reader.read("q", server.url)
+
+    assert caught.value.kind == "slow"
+    assert str(caught.value) == (
+        f"slow: 127.0.0.1:{server.port} did not finish the INFO exchange within its 1 s deadline"
+    )
+    assert not caught.value.needs_refresh
+    assert wait_until(server.cut_off.is_set)
+    assert server.sent < len(bulk(INFO_TEXT))
+
+
+def test_a_server_trickling_its_login_reply_is_cut_at_the_same_deadline(fake_server, quick_reader):
+    server = fake_server(lambda args: b"+OK\r\n" if args[0].upper() == b"AUTH" else bulk(INFO_TEXT), trickle=0.3)
+
+    with pytest.raises(MetricsReadError) as caught:
+        quick_reader.read("q", f"redis://:pw@127.0.0.1:{server.port}")
+
+    assert caught.value.kind == "slow"
+    assert caught.value.during_connect
+
+
+def test_a_kept_connection_gets_a_fresh_deadline_for_each_read(fake_server, quick_reader):
+    server = fake_server(lambda args: bulk(INFO_TEXT))
+
+    for _ in range(3):
+        assert quick_reader.read("q", server.url).used_memory == 1048576
+        time.sleep(0.6)  # longer than the read timeout between reads, well within each deadline
+
+    assert len(server.connections) == 1
+
+
+def test_an_info_reply_larger_than_the_cap_is_refused_without_reading_it_whole(fake_server, reader):
+    chunk = b"x" * (1 << 20)
+    total = 400 * len(chunk)
+
+    def huge(args):
+        yield b"$%d\r\n" % total
+        for _ in range(400):
+            yield chunk
+
+    server = fake_server(huge)
+
+    with pytest.raises(MetricsReadError) as caught:
+        reader.read("q", server.url)
+
+    assert caught.value.kind == "too_large"
+    assert str(caught.value) == f"too_large: the INFO reply from 127.0.0.1:{server.port} is over 1 MiB"
+    assert wait_until(server.cut_off.is_set)
+    # What the kernel's buffers held when we hung up, not the 400 MiB offered.
+    assert server.sent < 32 * len(chunk)
+
+
+def test_an_info_reply_announcing_a_huge_length_is_refused(fake_server, reader):
+    server = fake_server(lambda args: b"$400000000\r\n" + b"x" * (2 << 20))
+
+    with pytest.raises(MetricsReadError) as caught:
+        reader.read("q", server.url)
+
+    assert caught.value.kind == "too_large"
+
+
+def test_a_huge_reply_to_the_login_is_refused_by_the_same_cap(fake_server, reader):
+    def respond(args):
+        if args[0].upper() == b"AUTH":
+            return [b"$%d\r\n" % (400 << 20)] + [b"x" * (1 << 20)] * 400
+        return bulk(INFO_TEXT)
+
+    server = fake_server(respond)
+
+    with pytest.raises(MetricsReadError) as caught:
+        reader.read("q", f"redis://:pw@127.0.0.1:{server.port}")
+
+    assert caught.value.kind == "too_large" and caught.value.during_connect
+    assert wait_until(server.cut_off.is_set)
+    assert server.sent < 32 << 20
+
+
+def test_a_reply_just_under_the_cap_is_read(fake_server, reader):
+    padding = "# Padding\r\n" + "".join(f"pad{i}:{'y' * 80}\r\n" for i in range(10000))  # ~ 900 KiB
+    server = fake_server(lambda args: bulk(INFO_TEXT + padding))
+
+    assert reader.read("q", server.url).connected_clients == 3
+
+
 # ---------------------------------------------------------------------------------------
 # Odd replies
 # ---------------------------------------------------------------------------------------
 def test_odd_and_missing_info_fields_are_tolerated_with_warnings(fake_server, reader):
-    text = "# Memory\r\nused_memory:abc\r\nmaxmemory:-1\r\n# Clients\r\nconnected_clients:7\r\nmaxclients:10000\r\n"
+    text = "# Memory\r\nused_memory:2048\r\nmaxmemory:-1\r\n# Clients\r\nconnected_clients:7\r\nmaxclients:lots\r\n"
     server = fake_server(lambda args: bulk(text))
 
     info = reader.read("q", server.url)
 
-    assert info.connected_clients == 7
-    assert info.maxclients == 10000
-    assert info.used_memory is None and info.maxmemory is None and info.evicted_keys is None
-    assert "used_memory: not a whole number ('abc')" in info.warnings
+    assert info.connected_clients == 7 and info.used_memory == 2048
+    assert info.maxclients is None and info.maxmemory is None and info.evicted_keys is None
+    assert "maxclients: not a whole number ('lots')" in info.warnings
     assert "maxmemory: negative (-1)" in info.warnings
     assert "evicted_keys: missing" in info.warnings
     assert "instantaneous_ops_per_sec: missing" in info.warnings
@@ -473,9 +565,26 @@ def test_an_info_reply_with_nothing_usable_is_a_failed_read(fake_server, reader)
     with pytest.raises(MetricsReadError) as caught:
         reader.read("q", server.url)
 
-    assert caught.value.kind == "protocol"
+    assert caught.value.kind == "incomplete"
     assert "used_memory" in str(caught.value)
     assert not caught.value.needs_refresh
+
+
+@pytest.mark.parametrize("text, missing", [
+    ("used_memory:abc\r\nconnected_clients:7\r\n", "used_memory: not a whole number ('abc')"),
+    ("used_memory:1024\r\n", "connected_clients: missing"),
+    ("used_memory:1024\r\nconnected_clients:99999999999\r\n", "connected_clients: out of range (99999999999)"),
+])
+def test_an_info_reply_without_a_readable_used_memory_or_connected_clients_is_an_incomplete_read(
+    fake_server, reader, text, missing
+):
+    server = fake_server(lambda args: bulk(text))
+
+    with pytest.raises(MetricsReadError) as caught:
+        reader.read("q", server.url)
+
+    assert caught.value.kind == "incomplete"
+    assert missing in str(caught.value)
 
 
 def test_a_server_speaking_garbage_is_a_protocol_error(fake_server, reader):

@@ -354,3 +354,77 @@ def test_simulation_and_engine_need_no_django():
     code = "import sys, scaling.simulation; assert not [m for m in sys.modules if m.startswith('django')]"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+
+
+# --- hostile traces: one line, and a cost that grows with the samples --------------------
+
+
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        ("9999-12-31T23:59:59,1,1", "out of range"),
+        ("0001-01-01T00:30:00+01:00,1,1", "out of range"),
+        ("1000-01-01T00:00:00,1,1", "out of range"),
+        ("99999999999,1,1", "out of range"),
+        ("1e300,1,1", "out of range"),
+        ("0,123456789012345678901234567890,1", "used_memory is too large"),
+        ("0,1e30,1", "used_memory is too large"),
+        ("0,1,2147483648", "connected_clients is too large"),
+        ("0,1,1" + "0" * 400, "connected_clients is too large"),
+    ],
+)
+def test_times_out_of_range_and_values_too_large_are_one_line_naming_the_row(row, words):
+    with pytest.raises(TraceError) as info:
+        parse_trace(f"timestamp,used_memory,connected_clients\n{row}\n")
+    assert str(info.value).startswith("line 2: ") and words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_trace_spanning_years_costs_engine_runs_in_proportion_to_its_rows_not_its_span(monkeypatch):
+    calls = []
+    real_decide = simulation.decide
+
+    def counting(**kwargs):
+        calls.append(kwargs["now"])
+        return real_decide(**kwargs)
+
+    monkeypatch.setattr(simulation, "decide", counting)
+    years = 3
+    end = T0 + timedelta(days=365 * years)
+    trace = [TracePoint(T0, 30 * MIB, 10), TracePoint(T0 + timedelta(days=400), 30 * MIB, 10),
+             TracePoint(end, 30 * MIB, 10)]
+
+    result = run(trace, "premium-0", min_plan="premium-0")
+
+    assert len(calls) < 2000  # not one per minute of three years (1.6 million)
+    assert result.decisions == int((end - T0) / timedelta(minutes=1))  # every check is still counted
+    assert result.plan_changes == [] and result.final_plan == P["premium-0"]
+    hours = (end - T0).total_seconds() / 3600
+    assert result.cost == pytest.approx(P["premium-0"].monthly_cost / HOURS_PER_MONTH * hours)
+
+
+def test_a_long_quiet_stretch_replays_the_same_as_a_dense_trace_of_it():
+    """Skipping a quiet stretch must not change what the engine decides around it."""
+    quiet = timedelta(days=2)
+    spike_at = T0 + quiet
+    sparse = [TracePoint(T0, 30 * MIB, 10), TracePoint(spike_at, 80 * MIB, 10),
+              TracePoint(spike_at + timedelta(hours=2), 10 * MIB, 10), TracePoint(spike_at + timedelta(days=1), 10 * MIB, 10)]
+    dense = sorted({*sparse, *(TracePoint(T0 + timedelta(seconds=s), 30 * MIB, 10)
+                               for s in range(0, int(quiet.total_seconds()), 30))}, key=lambda p: p.at)
+    dense += [TracePoint(spike_at + timedelta(hours=2) + timedelta(seconds=s), 10 * MIB, 10)
+              for s in range(30, 86400 - 7200, 30)]
+    dense = sorted({p.at: p for p in dense}.values(), key=lambda p: p.at)
+
+    a, b = run(sparse), run(dense)
+
+    assert a.plan_changes == b.plan_changes and a.plan_changes
+    assert a.final_plan == b.final_plan
+    assert a.cost == pytest.approx(b.cost)
+    assert a.seconds_over_capacity == pytest.approx(b.seconds_over_capacity)
+    assert a.decisions == b.decisions
+
+
+def test_a_trace_path_with_a_nul_byte_is_a_trace_error():
+    with pytest.raises(TraceError) as info:
+        parse_trace("trace\x00.csv")
+    assert "not a usable file name" in str(info.value)

@@ -1,17 +1,23 @@
-from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
-from scaling.crypto import reencrypt
-from scaling.models import RedisInstance
+from scaling.services.encryption import UnreadableURLs, redis_urls_reencrypt
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every stored Redis URL with the first key of ENCRYPTION_KEYS (after adding a new key)."
+    help = ("Re-encrypt every stored Redis URL with the first key of ENCRYPTION_KEYS (after adding a new key "
+            "first; README, Key rotation).")
 
-    @transaction.atomic
-    def handle(self, *args, **options):
-        count = 0
-        for instance in RedisInstance.objects.select_for_update().exclude(redis_url_encrypted=""):
-            RedisInstance.objects.filter(pk=instance.pk).update(redis_url_encrypted=reencrypt(instance.redis_url_encrypted))
-            count += 1
-        self.stdout.write(f"{count} Redis URLs re-encrypted with the newest key")
+    def add_arguments(self, parser):
+        parser.add_argument("--forget-unreadable", action="store_true",
+                            help="clear URLs no configured key can read; they are read again from Heroku")
+
+    def handle(self, *args, forget_unreadable, **options):
+        try:
+            result = redis_urls_reencrypt(forget_unreadable=forget_unreadable)
+        except (UnreadableURLs, ImproperlyConfigured) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"{result.reencrypted} Redis URLs re-encrypted with the newest key")
+        if result.forgotten:
+            self.stdout.write(f"{len(result.forgotten)} unreadable URLs cleared, to be read again from Heroku: "
+                              + ", ".join(result.forgotten))

@@ -1,0 +1,49 @@
+"""Key rotation for the Redis URLs stored encrypted (scaling/crypto.py)."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from scaling.crypto import DecryptionError, reencrypt
+from scaling.models import RedisInstance
+
+
+class UnreadableURLs(Exception):
+    """Some stored URLs cannot be decrypted with ENCRYPTION_KEYS; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    reencrypted: int
+    forgotten: tuple[str, ...]  # instances whose unreadable URL was cleared, to be read again from Heroku
+
+
+def redis_urls_reencrypt(*, forget_unreadable=False):
+    """Re-encrypt every stored Redis URL with the first key of ENCRYPTION_KEYS, all or nothing.
+
+    A URL no configured key can read stops the rotation (UnreadableURLs naming the
+    instances) unless `forget_unreadable`: then it is cleared, and the next sample of that
+    instance reads it again from Heroku (its config var).
+    """
+    with transaction.atomic():
+        rows = list(RedisInstance.objects.select_for_update().exclude(redis_url_encrypted="")
+                    .order_by("name").values_list("pk", "name", "redis_url_encrypted"))
+        fresh, unreadable = {}, []
+        for pk, name, token in rows:
+            try:
+                fresh[pk] = reencrypt(token)
+            except DecryptionError:
+                unreadable.append((pk, name))
+        if unreadable and not forget_unreadable:
+            names = ", ".join(name for _, name in unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
+            raise UnreadableURLs(
+                f"{len(unreadable)} of {len(rows)} stored Redis URLs cannot be decrypted with ENCRYPTION_KEYS"
+                f" ({names}); nothing was changed. Add the key they were encrypted with (or 'derived' for the key"
+                " derived from SECRET_KEY) after the new one, or run again with --forget-unreadable to have them"
+                " read again from Heroku"
+            )
+        for pk, token in fresh.items():
+            RedisInstance.objects.filter(pk=pk).update(redis_url_encrypted=token)
+        if unreadable:
+            RedisInstance.objects.filter(pk__in=[pk for pk, _ in unreadable]).update(redis_url_encrypted="", resolved_at=None)
+    return RotationResult(reencrypted=len(fresh), forgotten=tuple(name for _, name in unreadable))
