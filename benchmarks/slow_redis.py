@@ -4,7 +4,7 @@
         [--healthy 200] [--slow 0,1,8,40] [--read-timeout 2] [--connect-timeout 5]
 
 Setting: one real ``redis-server`` behind every healthy instance (one server, one connection
-per instance), and stand-in servers (tests/fake_redis.py) that trickle their INFO reply a
+per instance), and stand-in servers (standins/fake_redis.py) that trickle their INFO reply a
 byte a second (what kept a batch 181 s with REDIS_READ_TIMEOUT=2 before the deadline), all
 on 127.0.0.1. Instances are registered in a scratch PostgreSQL database, sampled as one
 worker does (8 task threads, batches of 25, the shared read pool), the slow ones spread
@@ -60,7 +60,7 @@ def main():
     parser.add_argument("--connect-timeout", type=float, default=5.0)
     args = parser.parse_args()
 
-    from tests.fake_redis import FakeServer, bulk
+    from standins.fake_redis import FakeServer, bulk
     from standins.redis_servers import start_redis
 
     info = bulk("# Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\n# Clients\r\nconnected_clients:3\r\n")

@@ -21,7 +21,7 @@ from scaling.services.checks import instance_check_scaling
 from scaling.services.collection import samples_collect
 from scaling.services.heroku_access import heroku_client
 from tests.factories import make_instance
-from tests.fake_redis import FakeServer, bulk
+from standins.fake_redis import FakeServer, bulk
 
 MIB = 1024 * 1024
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)

@@ -198,7 +198,7 @@ INFO_TEXT = "# Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\n# Clients\r\nconn
 
 
 def test_a_trickling_instance_fails_as_slow_and_its_healthy_neighbours_are_stored_first(plans, heroku, redis_server_factory, reader):
-    from tests.fake_redis import FakeServer, bulk
+    from standins.fake_redis import FakeServer, bulk
 
     healthy = [_register(heroku, redis_server_factory(), name=f"ok-{n}")[0] for n in range(2)]
     slow, _ = _register(heroku, redis_server_factory(), name="slow")
@@ -223,7 +223,7 @@ def test_a_trickling_instance_fails_as_slow_and_its_healthy_neighbours_are_store
 
 
 def test_an_oversized_info_reply_is_a_failed_sample_of_its_own_kind(plans, heroku, redis_server_factory, reader):
-    from tests.fake_redis import FakeServer
+    from standins.fake_redis import FakeServer
 
     def huge(args):
         yield b"$%d\r\n" % (64 << 20)
@@ -251,7 +251,7 @@ def test_a_sample_without_a_readable_used_memory_or_connected_clients_is_a_faile
 ):
     from django.core import mail
 
-    from tests.fake_redis import FakeServer, bulk
+    from standins.fake_redis import FakeServer, bulk
 
     instance, _ = _register(heroku, redis_server_factory())
     server = FakeServer(lambda args: bulk(text))

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from logs.models import ScalingAction
 from scaling.models import RedisInstance, RedisPlan
+from scaling.services.checks import PATCH_SETTLE
 from scaling.services.instances import addon_resolve
 from scaling.services.registration import RegistrationError, instance_register, instance_remove
 from tests.claims import claimed_by_another_worker
@@ -51,7 +52,9 @@ def test_removal_settles_a_change_that_landed_and_leaves_nothing_pending(changin
 
 
 def test_removal_settles_a_change_that_never_reached_heroku_as_failed(changing, heroku):
-    instance, addon, action = changing  # the add-on is still on premium-0
+    instance, addon, action = changing  # the add-on is still on premium-0, and settled there:
+    # the PATCH went out longer ago than a lost answer could still land (checks.PATCH_SETTLE)
+    ScalingAction.objects.filter(pk=action.pk).update(patch_sent_at=action.patch_sent_at - PATCH_SETTLE * 2)
 
     instance_remove(name="orders", keep_record=True)
 

@@ -13,7 +13,7 @@ import traceback
 import pytest
 
 from scaling.metrics import MetricsReadError, RedisInfo, RedisMetricsReader
-from tests.fake_redis import FakeServer, bulk
+from standins.fake_redis import FakeServer, bulk
 from standins.redis_servers import redis_tls_support
 
 slow = pytest.mark.slow
@@ -59,7 +59,7 @@ def assert_no_secret(exc: BaseException, *secrets: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Fake servers (tests/fake_redis.py)
+# Fake servers (standins/fake_redis.py)
 # ---------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_server():

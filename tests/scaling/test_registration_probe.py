@@ -3,7 +3,7 @@
 import pytest
 
 from scaling.services.registration import redis_probe
-from tests.fake_redis import FakeServer, bulk
+from standins.fake_redis import FakeServer, bulk
 
 INFO_TEXT = "# Memory\r\nused_memory:1048576\r\n# Clients\r\nconnected_clients:3\r\n"
 

@@ -1,4 +1,4 @@
-"""A TCP server on 127.0.0.1 speaking just enough RESP to stand in for Redis in tests."""
+"""A TCP server on 127.0.0.1 speaking just enough RESP to stand in for Redis (tests and benchmarks): trickled, chunked or oversized replies."""
 
 import socket
 import threading
