@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "scaling",
     "logs",
     "notifications",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -235,3 +236,9 @@ LOGGING = {
 PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 60, minimum=0)
 REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1)
 REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1)
+
+# --- Operating it (operations app) ---
+# GET /metrics answers only with `Authorization: Bearer $METRICS_TOKEN`; unset: 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# A summary of the past week (changes, time breaching, alerts, cost, savings) mailed on Mondays.
+WEEKLY_SUMMARY = env_bool("WEEKLY_SUMMARY", False)

@@ -7,6 +7,8 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
+from operations import views as operations_views
+
 admin.site.site_header = "Redis autoscaler"
 admin.site.site_title = "Redis autoscaler"
 
@@ -23,5 +25,7 @@ def favicon(request):
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("favicon.ico", favicon),
+    path("healthz", operations_views.healthz, name="healthz"),
+    path("metrics", operations_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]
