@@ -8,6 +8,7 @@ from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
 from operations import views as operations_views
+from operations.admin_views import cost_report_view
 
 admin.site.site_header = "Redis autoscaler"
 admin.site.site_title = "Redis autoscaler"
@@ -27,5 +28,6 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("healthz", operations_views.healthz, name="healthz"),
     path("metrics", operations_views.metrics, name="metrics"),
+    path("admin/cost/", admin.site.admin_view(cost_report_view), name="cost_report"),
     path("admin/", admin.site.urls),
 ]
