@@ -14,6 +14,7 @@ class Notification(models.Model):
         CANNOT_SCALE = "cannot-scale", "cannot scale further"
         UNREACHABLE = "unreachable", "instance unreachable"
         PLAN_ADOPTED = "plan-adopted", "plan changed outside the app"
+        WEEKLY_SUMMARY = "weekly-summary", "weekly summary"
 
     instance = models.ForeignKey(RedisInstance, on_delete=models.SET_NULL, null=True, related_name="notifications")
     kind = models.CharField(max_length=20, choices=Kind.choices)
