@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Q
 
 from logs.models import ScalingAction
-from scaling.models import RedisInstance
+from scaling.models import RedisInstance, RedisPlan
 
 SECONDS_PER_MONTH = 30 * 86400
 CENT = Decimal("0.01")
@@ -45,8 +45,16 @@ def plan_cost(*, monthly_price, seconds):
     return Decimal(monthly_price) * seconds / SECONDS_PER_MONTH
 
 
-def _rank(plan):
-    return (plan.mem_limit, plan.cost)
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    cost: Decimal
+    rank: tuple
+
+
+def _plans():
+    return {pk: _Plan(name, cost, (mem, cost)) for pk, name, cost, mem in
+            RedisPlan.objects.values_list("pk", "plan_name", "cost", "mem_limit")}
 
 
 @dataclass(frozen=True)
@@ -154,56 +162,56 @@ def report_window(*, since_text, until_text, now):
     return since, until
 
 
-def _timelines(instances, until):
-    """{instance id: [(effective at, plan)]} of the succeeded changes before `until`, in order."""
+def _timelines(instance_ids, until):
+    """{instance id: [(effective at, from plan id, to plan id)]} of the succeeded changes before
+    `until`, in the order they took effect."""
+    actions = ScalingAction.objects.filter(status=ScalingAction.Status.SUCCEEDED).filter(
+        Q(finished_at__lt=until) | Q(finished_at__isnull=True, created_at__lt=until))
+    actions = actions.filter(instance__isnull=False) if instance_ids is None else actions.filter(instance__in=instance_ids)
     changes = {}
-    actions = (
-        ScalingAction.objects.filter(instance__in=[i.pk for i in instances], status=ScalingAction.Status.SUCCEEDED)
-        .filter(Q(finished_at__lt=until) | Q(finished_at__isnull=True, created_at__lt=until))
-        .select_related("from_plan", "to_plan")
-        .order_by("instance_id", "finished_at", "created_at", "pk")
-    )
-    for action in actions:
-        changes.setdefault(action.instance_id, []).append((action.finished_at or action.created_at, action))
+    for instance_id, finished_at, created_at, pk, from_plan, to_plan in actions.values_list(
+            "instance_id", "finished_at", "created_at", "pk", "from_plan_id", "to_plan_id"):
+        changes.setdefault(instance_id, []).append((finished_at or created_at, pk, from_plan, to_plan))
     for rows in changes.values():
-        rows.sort(key=lambda row: (row[0], row[1].pk))
+        rows.sort()
     return changes
 
 
-def _instance_cost(instance, changes, since, until):
-    start = max(instance.created_at, since)
+def _instance_cost(instance, changes, plans, since, until):
+    pk, name, app, created_at, current_plan, max_plan = instance
+    start = max(created_at, since)
     if start >= until:
         return None
-    plan = changes[0][1].from_plan if changes else instance.current_plan
-    moments = [(instance.created_at, plan)] + [(at, action.to_plan) for at, action in changes]
+    moments = [(created_at, changes[0][2] if changes else current_plan)] + [(at, to) for at, _, _, to in changes]
     periods = []
     for index, (begin, plan) in enumerate(moments):
         end = moments[index + 1][0] if index + 1 < len(moments) else until
         begin, end = max(begin, start), min(end, until)
-        if end <= begin:
-            continue
-        seconds = _exact_seconds(end - begin)
-        periods.append((plan, begin, end, seconds))
+        if end > begin:
+            periods.append((plans[plan], begin, end, _exact_seconds(end - begin)))
     if not periods:
         return None
     total_seconds = sum((p[3] for p in periods), Decimal(0))
-    highest = max((p[0] for p in periods), key=_rank)
+    highest = max((p[0] for p in periods), key=lambda plan: plan.rank)
+    priced = [PlanPeriod(plan=plan.name, start=begin, end=end, seconds=seconds,
+                         cost=plan_cost(monthly_price=plan.cost, seconds=seconds))
+              for plan, begin, end, seconds in periods]
     return InstanceCost(
-        instance=instance.name, app=instance.app_name,
-        periods=[PlanPeriod(plan=plan.plan_name, start=begin, end=end, seconds=seconds,
-                            cost=plan_cost(monthly_price=plan.cost, seconds=seconds))
-                 for plan, begin, end, seconds in periods],
-        max_plan=instance.max_plan.plan_name, highest_plan=highest.plan_name, seconds=total_seconds,
-        cost=sum((plan_cost(monthly_price=plan.cost, seconds=seconds) for plan, _, _, seconds in periods), Decimal(0)),
-        cost_at_max_plan=plan_cost(monthly_price=instance.max_plan.cost, seconds=total_seconds),
+        instance=name, app=app, periods=priced,
+        max_plan=plans[max_plan].name, highest_plan=highest.name, seconds=total_seconds,
+        cost=sum((period.cost for period in priced), Decimal(0)),
+        cost_at_max_plan=plan_cost(monthly_price=plans[max_plan].cost, seconds=total_seconds),
         cost_at_highest_plan=plan_cost(monthly_price=highest.cost, seconds=total_seconds),
     )
 
 
 def cost_report_build(*, since, until, queryset=None):
-    """The cost report of the registered instances over [since, until): three queries."""
+    """The cost report of the registered instances (or `queryset`'s) over [since, until):
+    three queries (plans, instances, succeeded changes), read as plain rows."""
+    plans = _plans()
     instances = list((queryset if queryset is not None else RedisInstance.objects.all())
-                     .filter(created_at__lt=until).with_plans().order_by("name"))
-    timelines = _timelines(instances, until)
-    rows = [_instance_cost(i, timelines.get(i.pk, []), since, until) for i in instances]
+                     .filter(created_at__lt=until).order_by("name")
+                     .values_list("pk", "name", "app_name", "created_at", "current_plan_id", "max_plan_id"))
+    timelines = _timelines(None if queryset is None else [row[0] for row in instances], until)
+    rows = [_instance_cost(row, timelines.get(row[0], []), plans, since, until) for row in instances]
     return CostReport(since=since, until=until, instances=[row for row in rows if row is not None])

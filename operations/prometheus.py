@@ -1,12 +1,13 @@
 """`/metrics`: the record in Prometheus text, through the official client library.
 
 A custom collector renders every series from four queries, whatever the number of
-instances: the instances with their plans and latest good sample (index lookups per
-instance, `logs.MetricLog`'s (instance, -collected_at) index), the failed samples per
+instances: the instances with their plans and latest good sample (one index lookup per
+instance, a LATERAL join on PostgreSQL), the failed samples per
 instance (a partial index holds only failures), the plan changes per instance and
 direction, and the Heroku rate-limit heartbeats.
 """
 
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -21,9 +22,28 @@ INSTANCE_LABELS = ["instance", "app", "plan"]
 RATE_LIMIT_PREFIX = rate_limit_heartbeat_name("")
 
 
+# PostgreSQL: one index lookup per instance (MetricLog's (instance, -collected_at) index).
+_LATEST_SQL = """
+SELECT i.id, i.name, i.app_name, p.plan_name, p.cost, s.memory_pct, s.connection_pct, s.collected_at
+FROM scaling_redisinstance i
+JOIN scaling_redisplan p ON p.id = i.current_plan_id
+LEFT JOIN LATERAL (
+    SELECT m.memory_pct, m.connection_pct, m.collected_at FROM logs_metriclog m
+    WHERE m.instance_id = i.id AND m.error = '' ORDER BY m.collected_at DESC LIMIT 1
+) s ON true
+ORDER BY i.name
+"""
+
+
 def _instances_with_latest_sample():
+    """(id, name, app, plan, monthly cost, memory %, connection %, collected at) per instance."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_LATEST_SQL)
+            return cursor.fetchall()
+    # Other databases (the local SQLite default): correlated subqueries.
     latest_good = MetricLog.objects.filter(instance=OuterRef("pk"), error="").order_by("-collected_at")
-    return (
+    return list(
         RedisInstance.objects.order_by("name")
         .annotate(
             latest_memory_pct=Subquery(latest_good.values("memory_pct")[:1]),
