@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Q
 
 from logs.models import ScalingAction
-from scaling.models import RedisInstance, RedisPlan
+from scaling.models import RedisInstance
 
 SECONDS_PER_MONTH = 30 * 86400
 CENT = Decimal("0.01")
@@ -52,9 +52,12 @@ class _Plan:
     rank: tuple
 
 
-def _plans():
-    return {pk: _Plan(name, cost, (mem, cost)) for pk, name, cost, mem in
-            RedisPlan.objects.values_list("pk", "plan_name", "cost", "mem_limit")}
+def _plan_fields(prefix):
+    return [f"{prefix}__plan_name", f"{prefix}__cost", f"{prefix}__mem_limit"]
+
+
+def _plan(name, cost, mem_limit):
+    return _Plan(name, cost, (mem_limit, cost))
 
 
 @dataclass(frozen=True)
@@ -163,22 +166,23 @@ def report_window(*, since_text, until_text, now):
 
 
 def _timelines(instance_ids, until):
-    """{instance id: [(effective at, from plan id, to plan id)]} of the succeeded changes before
+    """{instance id: [(effective at, action id, from plan, to plan)]} of the succeeded changes before
     `until`, in the order they took effect."""
     actions = ScalingAction.objects.filter(status=ScalingAction.Status.SUCCEEDED).filter(
         Q(finished_at__lt=until) | Q(finished_at__isnull=True, created_at__lt=until))
     actions = actions.filter(instance__isnull=False) if instance_ids is None else actions.filter(instance__in=instance_ids)
     changes = {}
-    for instance_id, finished_at, created_at, pk, from_plan, to_plan in actions.values_list(
-            "instance_id", "finished_at", "created_at", "pk", "from_plan_id", "to_plan_id"):
-        changes.setdefault(instance_id, []).append((finished_at or created_at, pk, from_plan, to_plan))
+    for instance_id, finished_at, created_at, pk, *plans in actions.values_list(
+            "instance_id", "finished_at", "created_at", "pk", *_plan_fields("from_plan"), *_plan_fields("to_plan")):
+        changes.setdefault(instance_id, []).append((finished_at or created_at, pk, _plan(*plans[:3]), _plan(*plans[3:])))
     for rows in changes.values():
         rows.sort()
     return changes
 
 
-def _instance_cost(instance, changes, plans, since, until):
-    pk, name, app, created_at, current_plan, max_plan = instance
+def _instance_cost(instance, changes, since, until):
+    pk, name, app, created_at, *plans = instance
+    current_plan, max_plan = _plan(*plans[:3]), _plan(*plans[3:])
     start = max(created_at, since)
     if start >= until:
         return None
@@ -188,7 +192,7 @@ def _instance_cost(instance, changes, plans, since, until):
         end = moments[index + 1][0] if index + 1 < len(moments) else until
         begin, end = max(begin, start), min(end, until)
         if end > begin:
-            periods.append((plans[plan], begin, end, _exact_seconds(end - begin)))
+            periods.append((plan, begin, end, _exact_seconds(end - begin)))
     if not periods:
         return None
     total_seconds = sum((p[3] for p in periods), Decimal(0))
@@ -198,20 +202,19 @@ def _instance_cost(instance, changes, plans, since, until):
               for plan, begin, end, seconds in periods]
     return InstanceCost(
         instance=name, app=app, periods=priced,
-        max_plan=plans[max_plan].name, highest_plan=highest.name, seconds=total_seconds,
+        max_plan=max_plan.name, highest_plan=highest.name, seconds=total_seconds,
         cost=sum((period.cost for period in priced), Decimal(0)),
-        cost_at_max_plan=plan_cost(monthly_price=plans[max_plan].cost, seconds=total_seconds),
+        cost_at_max_plan=plan_cost(monthly_price=max_plan.cost, seconds=total_seconds),
         cost_at_highest_plan=plan_cost(monthly_price=highest.cost, seconds=total_seconds),
     )
 
 
 def cost_report_build(*, since, until, queryset=None):
     """The cost report of the registered instances (or `queryset`'s) over [since, until):
-    three queries (plans, instances, succeeded changes), read as plain rows."""
-    plans = _plans()
+    two queries (instances, succeeded changes, each with its plans), read as plain rows."""
     instances = list((queryset if queryset is not None else RedisInstance.objects.all())
                      .filter(created_at__lt=until).order_by("name")
-                     .values_list("pk", "name", "app_name", "created_at", "current_plan_id", "max_plan_id"))
+                     .values_list("pk", "name", "app_name", "created_at", *_plan_fields("current_plan"), *_plan_fields("max_plan")))
     timelines = _timelines(None if queryset is None else [row[0] for row in instances], until)
-    rows = [_instance_cost(row, timelines.get(row[0], []), plans, since, until) for row in instances]
+    rows = [_instance_cost(row, timelines.get(row[0], []), since, until) for row in instances]
     return CostReport(since=since, until=until, instances=[row for row in rows if row is not None])
