@@ -4,7 +4,7 @@ import logging
 import threading
 import time
 
-from django.db import DatabaseError, transaction
+from django.db import transaction
 
 from operations.models import Heartbeat
 
@@ -57,7 +57,7 @@ class RateLimitRecorder:
         try:
             with transaction.atomic():
                 heartbeat_record(name=rate_limit_heartbeat_name(self.account), now=now, value=remaining)
-        except DatabaseError as error:
+        except Exception as error:  # noqa: BLE001 - a lost figure never breaks the Heroku call it came with
             logger.warning("could not record the Heroku rate limit: %s", error.__class__.__name__)
             with self._lock:
                 self._written = None

@@ -4,7 +4,7 @@ METRICS_TOKEN, values read back with the official parser and compared with the r
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import InterfaceError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -116,3 +116,14 @@ def test_no_secret_is_in_the_metrics(client, token, plans, settings):
     make_instance(name="orders", redis_url="redis://:very-secret-pass@redis.example.com:6379")
     response, _ = scrape(client)
     assert b"very-secret-pass" not in response.content and settings.HEROKU_API_KEY.encode() not in response.content
+
+
+def test_a_failing_rate_limit_write_never_breaks_the_heroku_call(plans, heroku, monkeypatch):
+    from operations import heartbeats
+    from scaling.services.heroku_access import heroku_client
+
+    def broken(**kwargs):
+        raise InterfaceError("connection already closed")  # not a DatabaseError
+
+    monkeypatch.setattr(heartbeats, "heartbeat_record", broken)
+    assert heroku_client().fetch_rate_limit() >= 0
