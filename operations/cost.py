@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Q
 
 from logs.models import ScalingAction
 from scaling.models import RedisInstance
@@ -165,11 +164,11 @@ def report_window(*, since_text, until_text, now):
     return since, until
 
 
-def _timelines(instance_ids, until):
-    """{instance id: [(effective at, action id, from plan, to plan)]} of the succeeded changes before
-    `until`, in the order they took effect."""
-    actions = ScalingAction.objects.filter(status=ScalingAction.Status.SUCCEEDED).filter(
-        Q(finished_at__lt=until) | Q(finished_at__isnull=True, created_at__lt=until))
+def _timelines(instance_ids):
+    """{instance id: [(effective at, action id, from plan, to plan)]} of the succeeded changes,
+    in the order they took effect. All of them: the first one's from plan is the plan the
+    instance was registered on, even when it falls after the window."""
+    actions = ScalingAction.objects.filter(status=ScalingAction.Status.SUCCEEDED)
     actions = actions.filter(instance__isnull=False) if instance_ids is None else actions.filter(instance__in=instance_ids)
     changes = {}
     for instance_id, finished_at, created_at, pk, *plans in actions.values_list(
@@ -215,6 +214,6 @@ def cost_report_build(*, since, until, queryset=None):
     instances = list((queryset if queryset is not None else RedisInstance.objects.all())
                      .filter(created_at__lt=until).order_by("name")
                      .values_list("pk", "name", "app_name", "created_at", *_plan_fields("current_plan"), *_plan_fields("max_plan")))
-    timelines = _timelines(None if queryset is None else [row[0] for row in instances], until)
+    timelines = _timelines(None if queryset is None else [row[0] for row in instances])
     rows = [_instance_cost(row, timelines.get(row[0], []), since, until) for row in instances]
     return CostReport(since=since, until=until, instances=[row for row in rows if row is not None])

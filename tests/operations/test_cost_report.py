@@ -151,3 +151,13 @@ def test_a_bad_date_is_one_line_and_a_non_zero_exit(args, says):
     assert result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and says in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_window_before_a_change_prices_the_plan_it_was_on_then_not_the_current_one(plans):
+    orders = registered("orders", created=at(1), plan="heroku-redis:premium-0")
+    change(orders, to="heroku-redis:premium-5", finished=at(20))
+
+    row = run_json("--since", "2026-01-02", "--until", "2026-01-11")["instances"][0]
+
+    assert [p["plan"] for p in row["plans"]] == ["heroku-redis:premium-0"]
+    assert Decimal(str(row["cost"])) == recompute(RedisInstance.objects.get(pk=orders.pk), at(2), at(12))["cost"]
