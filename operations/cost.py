@@ -62,6 +62,7 @@ def _plan(name, cost, mem_limit):
 @dataclass(frozen=True)
 class PlanPeriod:
     plan: str
+    monthly_price: Decimal
     start: datetime
     end: datetime
     seconds: Decimal
@@ -107,13 +108,14 @@ class CostReport:
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
             "pricing": PRICING,
+            "seconds_per_month": SECONDS_PER_MONTH,
             "instances": [
                 {
                     "instance": row.instance,
                     "app": row.app,
                     "plans": [
-                        {"plan": p.plan, "from": p.start.isoformat(), "to": p.end.isoformat(),
-                         "seconds": float(p.seconds), "cost": money(p.cost)}
+                        {"plan": p.plan, "monthly_price": float(p.monthly_price), "from": p.start.isoformat(),
+                         "to": p.end.isoformat(), "seconds": float(p.seconds), "cost": money(p.cost)}
                         for p in row.periods
                     ],
                     "seconds": float(row.seconds),
@@ -196,7 +198,7 @@ def _instance_cost(instance, changes, since, until):
         return None
     total_seconds = sum((p[3] for p in periods), Decimal(0))
     highest = max((p[0] for p in periods), key=lambda plan: plan.rank)
-    priced = [PlanPeriod(plan=plan.name, start=begin, end=end, seconds=seconds,
+    priced = [PlanPeriod(plan=plan.name, monthly_price=plan.cost, start=begin, end=end, seconds=seconds,
                          cost=plan_cost(monthly_price=plan.cost, seconds=seconds))
               for plan, begin, end, seconds in periods]
     return InstanceCost(

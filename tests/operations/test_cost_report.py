@@ -107,6 +107,9 @@ def test_costs_agree_with_the_recorded_timeline_to_the_cent_hand_changes_include
         "heroku-redis:premium-0", "heroku-redis:premium-2", "heroku-redis:premium-1",
         "heroku-redis:premium-3", "heroku-redis:premium-0"]
     assert by_name["orders"]["highest_plan"] == "heroku-redis:premium-3"
+    assert report["seconds_per_month"] == 2592000
+    for period in by_name["orders"]["plans"]:
+        assert Decimal(str(period["monthly_price"])) == plans[period["plan"]].cost
     assert set(report["totals"]) == {"cost", "cost_at_max_plan", "cost_at_highest_plan", "savings", "savings_vs_highest"}
     assert abs(report["totals"]["cost"] - sum(row["cost"] for row in report["instances"])) <= 0.02
 
