@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "scaling",
     "logs",
     "notifications",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -267,3 +268,9 @@ LOGGING = {
 PLAN_FOLLOW_SECONDS = env_int("PLAN_FOLLOW_SECONDS", 20, minimum=0, maximum=3600)
 REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 5, minimum=1, maximum=300)
 REDIS_READ_TIMEOUT = env_int("REDIS_READ_TIMEOUT", 5, minimum=1, maximum=300)
+
+# --- Operating it (operations app) ---
+# GET /metrics answers only with `Authorization: Bearer $METRICS_TOKEN`; unset: 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# A summary of the past week (changes, time breaching, alerts, cost, savings) mailed on Mondays.
+WEEKLY_SUMMARY = env_bool("WEEKLY_SUMMARY", False)

@@ -7,6 +7,9 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
+from operations import views as operations_views
+from operations.admin_views import cost_report_view
+
 admin.site.site_header = "Redis autoscaler"
 admin.site.site_title = "Redis autoscaler"
 
@@ -23,5 +26,8 @@ def favicon(request):
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("favicon.ico", favicon),
+    path("healthz", operations_views.healthz, name="healthz"),
+    path("metrics", operations_views.metrics, name="metrics"),
+    path("admin/cost/", admin.site.admin_view(cost_report_view), name="cost_report"),
     path("admin/", admin.site.urls),
 ]

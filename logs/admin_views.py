@@ -23,6 +23,7 @@ from django.utils.http import urlencode
 
 from autoscaler.redaction import redact
 from logs import selectors
+from operations.admin_views import month_to_date_costs
 from scaling.models import RedisInstance
 
 LONGEST_DEFAULT_PERIOD = "24h"  # a chart opens on at most a day (logs.selectors.chart_default_period)
@@ -270,5 +271,6 @@ def overview_view(request, *, model_admin):
         "latest_window_minutes": int(selectors.LATEST_SAMPLE_WINDOW.total_seconds() // 60),
         "unreachable_after": selectors.UNREACHABLE_AFTER,
         "clear_filters": link(state="", mode="", q="", page=""),
+        "month_to_date": month_to_date_costs(now=now),
     }
     return TemplateResponse(request, "logs/admin/overview.html", context)

@@ -49,6 +49,8 @@ class MetricLog(models.Model):
             models.Index(fields=["instance", "-collected_at"], name="metric_instance_time_idx"),
             # Retention prune: MetricLog.objects.filter(collected_at__lt=cutoff)
             models.Index(fields=["collected_at"], name="metric_time_idx"),
+            # /metrics: failed samples per instance; holds only the (few) failures
+            models.Index(fields=["instance"], condition=~Q(error=""), name="metric_failed_idx"),
         ]
 
     def __str__(self):

@@ -96,6 +96,17 @@ def notification_send(*, instance, kind, fingerprint, subject, lines, now):
     return notification
 
 
+def summary_send(*, kind, fingerprint, subject, lines, now):
+    """Record and mail a message about all instances (no instance, no repeat check)."""
+    notification = Notification.objects.create(
+        instance=None, kind=kind, fingerprint=fingerprint[:200],
+        subject=redact(f"{settings.EMAIL_PREFIX}{subject}")[:300], body=redact("\n".join(lines)),
+        recipients=", ".join(settings.RECIPIENTS), created_at=now,
+    )
+    _deliver(notification, now)
+    return notification
+
+
 def _deliver(notification, now):
     recipients = [address.strip() for address in notification.recipients.split(",") if address.strip()]
     if not settings.ENABLE_EMAILS:

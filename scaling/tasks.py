@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from operations.heartbeats import dispatcher_tick_record
 from scaling.services.collection import samples_collect
 from scaling.services.dispatch import due_work_dispatch
 from scaling.services.reconcile import addons_reconcile
@@ -18,6 +19,7 @@ CHECK_EXPIRES_SECONDS = 120
 
 @shared_task(name="scaling.dispatch")
 def dispatch():
+    dispatcher_tick_record(now=timezone.now())  # /healthz: beat and a worker are alive
     result = due_work_dispatch(
         now=timezone.now(),
         enqueue_samples=lambda due: collect_samples.apply_async(

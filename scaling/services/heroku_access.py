@@ -2,12 +2,19 @@
 
 import functools
 
+import requests
+
 from scaling.heroku import client_from_settings
 
 
 @functools.cache
 def heroku_client():
-    return client_from_settings()
+    from operations.heartbeats import RateLimitRecorder
+
+    # The web process's /metrics reads the last RateLimit-Remaining a worker saw.
+    session = requests.Session()
+    session.hooks["response"].append(RateLimitRecorder().response_hook)
+    return client_from_settings(session=session)
 
 
 def heroku_client_reset():

@@ -10,6 +10,8 @@ PERIODIC_TASKS = {
     "autoscaler: dispatch due samples and checks": ("scaling.dispatch", 10, IntervalSchedule.SECONDS),
     "autoscaler: reconcile add-ons with Heroku": ("scaling.reconcile_addons", 60, IntervalSchedule.MINUTES),
     "autoscaler: prune old samples": ("logs.prune_metrics", 1, IntervalSchedule.HOURS),
+    # Mails only with WEEKLY_SUMMARY=true, once per week (the week is claimed).
+    "autoscaler: weekly summary": ("operations.weekly_summary", 1, IntervalSchedule.HOURS),
 }
 
 
