@@ -39,6 +39,7 @@ REGISTRATION_FLAGS = (
     ("scaling", "--scaling"), ("min_plan", "--min-plan"), ("max_plan", "--max-plan"),
     ("scaling_rate", "--scaling-rate"), ("notify_breach", "--notify-breach"),
     ("notify_success", "--notify-success"), ("notify_failure", "--notify-failure"),
+    ("schedule", "--schedule"), ("schedule_lead", "--schedule-lead"), ("no_schedule", "--no-schedule"),
 )
 
 
@@ -96,6 +97,15 @@ def build_parser():
                          help="highest plan to scale to, or 'highest' for the provider's highest (default: the cheapest "
                          "plan with at least 4x the memory of the current plan, or of the min plan if higher)")
     scaling.add_argument("--scaling-rate", metavar="{1m,5m,10m}", help="how often to decide on the plan (default 1m)")
+    schedules = parser.add_argument_group("schedules (a minimum plan during a window)")
+    schedules.add_argument("--schedule", action="append", metavar='"DAYS HH:MM-HH:MM TZ PLAN"',
+                           help="at least PLAN during that window, e.g. \"mon-fri 08:00-18:00 Europe/Berlin premium-2\"; "
+                                "DAYS: daily, mon-fri, sat,sun, ...; TZ: an IANA name (repeatable; replaces the "
+                                "instance's schedules when editing)")
+    schedules.add_argument("--schedule-lead", metavar="MIN",
+                           help="minutes before a window opens that its plan should be up (default 10)")
+    schedules.add_argument("--no-schedule", action="store_const", const=True, default=None,
+                           help="no schedules (clears them when editing)")
     notify = parser.add_argument_group("notifications")
     for what, text in (("breach", "a threshold is breached"), ("success", "a plan change succeeds"),
                        ("failure", "a plan change fails")):
@@ -216,6 +226,7 @@ def register(args, console):
         "connection_threshold": clean_flag(args, "connection_threshold", "--connection-threshold", reg.clean_threshold),
         "scaling_rate": clean_flag(args, "scaling_rate", "--scaling-rate", reg.clean_scaling_rate),
     }
+    given_schedules = schedule_flags(args)
     for flag_value in ("min_plan", "max_plan"):
         if getattr(args, flag_value) is not None and not getattr(args, flag_value).strip():
             raise flag_error("--" + flag_value.replace("_", "-"), "a plan name is required")
@@ -428,6 +439,8 @@ def register(args, console):
     scaling_rate = field("scaling_rate", "--scaling-rate", "Scaling rate", "1m, 5m, 10m",
                          reg.rate_label(default_of("scaling_rate", reg.DEFAULT_SCALING_RATE), scaling_choices),
                          reg.clean_scaling_rate)
+    schedules, schedule_lead_minutes = ask_schedules(args, console, quiet=quiet, existing=existing, ladder=ladder,
+                                                     given=given_schedules)
 
     # --- Notifications ---
     if not quiet:
@@ -445,6 +458,7 @@ def register(args, console):
         memory_threshold=memory_threshold, connection_threshold=connection_threshold,
         scaling_enabled=scaling_enabled, min_plan=min_plan, max_plan=max_plan, scaling_rate=scaling_rate,
         notify_breach=notify_breach, notify_success=notify_success, notify_failure=notify_failure,
+        schedules=schedules, schedule_lead_minutes=schedule_lead_minutes,
     )
 
     # --- Read INFO once, show what it all means, confirm ---
@@ -489,6 +503,73 @@ def register(args, console):
     else:
         console.say(done)
     return 0
+
+
+# --- Schedules ---------------------------------------------------------------------------------
+
+
+def schedule_flags(args):
+    """The schedule flags, checked before any question or Heroku call (plans are checked
+    against the add-on's ladder once it is known): (specs or None, lead or None)."""
+    from scaling.schedules import ScheduleError, parse_schedule
+    from scaling.services import registration as reg
+
+    if args.no_schedule and args.schedule:
+        raise flag_error("--no-schedule", "cannot be given with --schedule")
+    specs = None
+    if args.no_schedule:
+        specs = []
+    elif args.schedule:
+        specs = []
+        for spec in args.schedule:
+            try:
+                specs.append(parse_schedule(spec))
+            except ScheduleError as error:
+                raise flag_error("--schedule", str(error)) from None
+    lead = clean_flag(args, "schedule_lead", "--schedule-lead", reg.clean_schedule_lead)
+    return specs, lead
+
+
+def ask_schedules(args, console, *, quiet, existing, ladder, given):
+    """Schedules and their lead from the flags, or asked after the plan range. None keeps an
+    edited instance's (a quiet run without the flags)."""
+    from scaling.services import registration as reg
+
+    specs, lead = given
+    if specs is not None:
+        schedules = []
+        for schedule in specs:
+            try:
+                schedules.append(reg.clean_schedule(schedule.spec, ladder=ladder))
+            except reg.RegistrationError as error:
+                raise flag_error("--schedule", str(error)) from None
+        if not quiet:
+            console.say("  Schedules: " + ("; ".join(schedules) if schedules else "none")
+                        + (" (--no-schedule)" if args.no_schedule else " (--schedule)"))
+    elif quiet:
+        schedules = None
+    else:
+        schedules = list(existing.schedules) if existing is not None else []
+        if schedules:
+            console.say("  Schedules: " + "; ".join(schedules))
+            if not console.confirm("Keep these schedules?", default=True):
+                schedules = []
+        else:
+            console.say("  Schedules: a minimum plan during a window, e.g. mon-fri 08:00-18:00 Europe/Berlin premium-2")
+        while True:
+            spec = console.ask("Add a schedule", hint="DAYS HH:MM-HH:MM TZ PLAN; Enter: no more",
+                               clean=lambda raw: reg.clean_schedule(raw, ladder=ladder) if raw.strip() else "")
+            if not spec:
+                break
+            schedules.append(spec)
+    if lead is not None:
+        if not quiet:
+            console.say(f"  Schedule lead: {lead} min (--schedule-lead)")
+    elif not quiet and schedules:
+        default = existing.schedule_lead_minutes if existing is not None else reg.DEFAULT_SCHEDULE_LEAD
+        lead = console.ask("Schedule lead", hint="minutes before a window its plan should be up", default=str(default),
+                           clean=reg.clean_schedule_lead)
+    return schedules, lead
 
 
 # --- List and remove ---------------------------------------------------------------------------

@@ -28,7 +28,9 @@ from scaling.models import RedisInstance  # noqa: E402
 from scaling.services.engine_input import engine_ladder_named, engine_plans_by_name, engine_policy  # noqa: E402
 from scaling.services.simulate import trace_simulate  # noqa: E402
 
-TRACES = ["daily_queue_cycle", "sudden_spike", "slow_leak", "connection_storm"]
+TRACES = ["daily_queue_cycle", "sudden_spike", "slow_leak", "connection_storm", "scheduled_batch"]
+# Traces replayed with instance options as well (the autoscaler's row; "without" rows too).
+OPTIONS = {"scheduled_batch": {"schedules": ["mon-fri 06:00-07:00 UTC premium-2"]}}
 
 
 def main():
@@ -42,7 +44,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for name in TRACES:
         path = ROOT / "examples" / "traces" / f"{name}.csv"
-        report = trace_simulate(trace_path=path, plan=args.plan, max_plan=args.max_plan)
+        report = trace_simulate(trace_path=path, plan=args.plan, max_plan=args.max_plan, **OPTIONS.get(name, {}))
         trace = simulation.parse_trace(str(path))
         common = dict(trace=trace, metric_rate=timedelta(seconds=30), scaling_interval=timedelta(minutes=1),
                       change_delay=timedelta(seconds=60))
@@ -53,13 +55,22 @@ def main():
             ladder=ladder, start_plan=report.start_plan, min_plan=low, max_plan=report.fixed_max.final_plan,
             policy=policy, **common)
         floor = hindsight_floor_cost(trace=trace, ladder=ladder, min_plan=low, max_plan=report.fixed_max.final_plan)
-        rows = [("autoscaler", report.result), ("original rule", original),
+        options = OPTIONS.get(name)
+        rows = [("autoscaler", report.result)]
+        if options:
+            plain = trace_simulate(trace_path=path, plan=args.plan, max_plan=args.max_plan).result
+            rows.append((f"autoscaler without {_options(options)}", plain))
+        rows += [("original rule", original),
                 (f"fixed at max ({_short(report.fixed_max.final_plan.name)})", report.fixed_max),
                 (f"fixed at start ({_short(args.plan)})", report.fixed_start)]
         for label, run in rows:
             print(f"| {name} | {label} | ${run.cost:.2f} | {len(run.plan_changes)} | {_minutes(run.seconds_over_threshold)} "
                   f"| {_minutes(run.seconds_over_capacity)} | {_short(run.final_plan.name)} |")
         print(f"| {name} | hindsight floor | ${floor:.2f} | – | – | 0 | – |")
+
+
+def _options(options):
+    return " ".join(f"--schedule \"{spec}\"" for spec in options.get("schedules", ()))
 
 
 def _short(name):

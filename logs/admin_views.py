@@ -74,7 +74,17 @@ def _fmt_pct(value):
 # ---------------------------------------------------------------------------------------
 
 
-def chart_data(*, instance, series, changes):
+def schedule_windows(*, instance, start, end):
+    """The instance's scheduled windows overlapping start..end, oldest first: each with its
+    spec, plan and (as instants) when it opens and closes."""
+    windows = []
+    for schedule in instance.parsed_schedules:
+        for opens, closes in schedule.windows(start, end):
+            windows.append({"spec": schedule.spec, "plan": schedule.plan, "opens": opens, "closes": closes})
+    return sorted(windows, key=lambda window: window["opens"])
+
+
+def chart_data(*, instance, series, changes, windows=()):
     """What the page's script draws: plain lists, safe to embed with `json_script`."""
     points = series.points
     return {
@@ -106,6 +116,9 @@ def chart_data(*, instance, series, changes):
             }
             for number, action in enumerate(changes, start=1)
         ],
+        "schedules": [
+            {"from": _ms(w["opens"]), "to": _ms(w["closes"]), "plan": w["plan"], "spec": w["spec"]} for w in windows
+        ],
     }
 
 
@@ -132,6 +145,7 @@ def instance_chart_view(request, object_id, *, model_admin):
 
     series = selectors.instance_chart_series(instance=instance, start=start, end=now)
     changes = selectors.instance_plan_changes(instance=instance, start=start, end=now)
+    windows = schedule_windows(instance=instance, start=start, end=now)
     latest_actions = selectors.instance_latest_actions(instance=instance)
     for number, action in enumerate(changes, start=1):
         action.marker = number
@@ -160,7 +174,8 @@ def instance_chart_view(request, object_id, *, model_admin):
         "latest_memory": _fmt_pct(instance.latest_memory_pct),
         "latest_age": age(instance.latest_at, now),
         "latest_connections": _fmt_pct(instance.latest_connection_pct),
-        "chart_data": chart_data(instance=instance, series=series, changes=changes),
+        "chart_data": chart_data(instance=instance, series=series, changes=changes, windows=windows),
+        "schedule_windows": windows,
         "actions_url": reverse("admin:logs_scalingaction_changelist") + f"?q={instance.name}",
         "samples_url": reverse("admin:logs_metriclog_changelist") + f"?q={instance.name}",
         "overview_url": reverse("admin:scaling_redisinstance_overview"),

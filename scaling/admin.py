@@ -1,7 +1,50 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from scaling.models import RedisInstance, RedisPlan
+from scaling.schedules import ScheduleError, parse_schedule
+
+
+class SchedulesField(forms.CharField):
+    """The instance's schedules as text, one 'DAYS HH:MM-HH:MM TZ PLAN' a line; a bad line is
+    named with what is wrong in it. Short plan names ('premium-2') are completed by the form."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 70})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        specs = []
+        for number, line in enumerate(str(value or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                specs.append(parse_schedule(line))
+            except ScheduleError as error:
+                raise ValidationError(f"line {number}: {error}") from None
+        return specs
+
+
+class RedisInstanceForm(forms.ModelForm):
+    schedules = SchedulesField(
+        required=False, help_text="One a line: DAYS HH:MM-HH:MM TZ PLAN, e.g. "
+        "mon-fri 08:00-18:00 Europe/Berlin premium-2 (DAYS: daily, mon-fri, sat,sun, ...; TZ: an IANA name)",
+    )
+
+    class Meta:
+        model = RedisInstance
+        fields = "__all__"
+
+    def clean_schedules(self):
+        service = self.instance.current_plan.service_name if self.instance.current_plan_id else None
+        specs = []
+        for schedule in self.cleaned_data["schedules"]:
+            plan = schedule.plan if ":" in schedule.plan or service is None else f"{service}:{schedule.plan}"
+            specs.append(schedule.with_plan(plan).spec)
+        return specs
 
 
 @admin.register(RedisPlan)
@@ -18,10 +61,11 @@ class RedisPlanAdmin(admin.ModelAdmin):
 
 @admin.register(RedisInstance)
 class RedisInstanceAdmin(admin.ModelAdmin):
+    form = RedisInstanceForm
     list_display = (
         "name", "app_name", "current_plan", "min_plan", "max_plan", "memory_threshold",
         "connection_threshold", "scaling_enabled", "dry_run", "metric_rate", "scaling_rate",
-        "consecutive_failures",
+        "schedule_list", "consecutive_failures",
     )
     list_filter = ("scaling_enabled", "dry_run", "metric_rate", "scaling_rate", "current_plan__service_name")
     search_fields = ("name", "app_name", "addon_name", "config_var")
@@ -34,6 +78,7 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         ("General", {"fields": ("name", "app_name", "config_var")}),
         ("Metrics", {"fields": ("metric_rate", "memory_threshold", "connection_threshold")}),
         ("Scaling", {"fields": ("scaling_enabled", "dry_run", "min_plan", "max_plan", "scaling_rate")}),
+        ("Scheduled capacity", {"fields": ("schedules", "schedule_lead_minutes")}),
         ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
         ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at")}),
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
@@ -67,6 +112,10 @@ class RedisInstanceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # Registration resolves the add-on through Heroku: use add_redis_mon.py.
         return False
+
+    @admin.display(description="schedules")
+    def schedule_list(self, instance):
+        return "; ".join(instance.schedules) if instance.schedules else "—"
 
     @admin.display(description="Redis URL")
     def redis_url_status(self, instance):

@@ -35,6 +35,14 @@ The rules, in order
         fought: it is judged by the ordinary rules below, so it moves back into the range
         only by the down rules (whole stabilisation window, peak with margin), stays where
         the range cannot hold the load, and never goes further up.
+    scheduled_minimum
+        A schedule (``Policy.schedules``, :mod:`scaling.schedules`) whose window is open, or
+        opens within ``Policy.schedule_raise_lead`` (the lead plus a scaling interval plus
+        the plan change time, so the plan is up ``schedule_lead`` before the window even
+        when the check comes an interval late), asks for a minimum plan: a current plan
+        below it moves *up* to the cheapest plan from it to ``max_plan`` that holds the
+        recent load (to the scheduled plan with no load to judge by; a scheduled plan above
+        ``max_plan`` counts as ``max_plan``). No samples are needed.
     no_samples
         Nothing on the current plan in the look-back: *stay*.
     data_drop
@@ -56,9 +64,10 @@ The rules, in order
         ``trend_min_t`` (twice that while they span less than half the window), a projected
         rise larger than the residual noise, and the fitted current level at least
         ``trend_min_level`` of the threshold. Flat noisy load does not pass these tests.
-    at_min_plan, window_not_observed, gap_in_window, failed_reads_in_window,
+    scheduled_floor, at_min_plan, window_not_observed, gap_in_window, failed_reads_in_window,
     data_dropped_in_window, peak_over_threshold
-        What keeps a plan from going down (each means *stay*): at the minimum plan; the
+        What keeps a plan from going down (each means *stay*): at or below a scheduled
+        minimum while its window (or lead) lasts; at the minimum plan; the
         samples do not reach back to the start of the stabilisation window; a hole in them
         longer than the up window or 5 min; a failed read; a counter that rose; a metric
         whose peak went over its threshold in the window.
@@ -68,7 +77,8 @@ The rules, in order
         ``threshold * (1 - down_margin)`` of the lower plan. A rising metric (slope
         t-statistic >= 2) must also fit there when projected one stabilisation window
         ahead. The cheapest plan that fits is chosen (possibly several steps down), never
-        below ``min_plan`` nor above ``max_plan``. When the window's last half already fits
+        below ``min_plan`` (nor a scheduled minimum in force) nor above ``max_plan``. After a
+        scheduled window closes these ordinary rules bring the plan down. When the window's last half already fits
         a cheaper plan than the whole window does (the load fell recently), the engine
         waits for the window to confirm that deeper step (rule ``waiting_for_deeper_step``)
         instead of stepping down twice. No cheaper plan (``no_cheaper_plan``) or none that
@@ -100,7 +110,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Protocol, Sequence
 
 __all__ = [
     "MIB",
@@ -113,6 +123,8 @@ __all__ = [
     "DownWindow",
     "Decision",
     "Situation",
+    "ScheduleWindows",
+    "ScheduledMinimum",
     "RULES",
     "decide",
     "ladder_position",
@@ -213,6 +225,30 @@ class Sample:
         return self.ok and self.used_memory is not None and self.connected_clients is not None
 
 
+class ScheduleWindows(Protocol):
+    """A scheduled minimum plan, as :mod:`scaling.schedules` gives it (the engine reads no
+    clock and no time zone itself)."""
+
+    spec: str
+    plan: str
+
+    def window_around(self, now: datetime, lead: timedelta) -> tuple[datetime, datetime] | None:
+        """The window (opens, closes) open at ``now`` or opening within ``lead``, else None."""
+
+
+@dataclass(frozen=True)
+class ScheduledMinimum:
+    """The scheduled window in force at ``now`` (its lead included): the plan to be on at
+    least (within the max plan) and the window that asks for it."""
+
+    spec: str
+    plan: Plan
+    opens_at: datetime
+    closes_at: datetime
+    raise_lead: timedelta
+    open: bool  # the window itself is open (not only its lead)
+
+
 @dataclass(frozen=True)
 class Policy:
     """How eagerly to scale. Thresholds are percentages; the windows left unset derive
@@ -267,6 +303,12 @@ class Policy:
         under its threshold. Default 2.0: doubling finds the demand in a few steps (one
         more plan step on Heroku's ladder than the bare observation), and the surplus is
         shed by the normal scale-down once the stabilisation window has passed.
+    schedules
+        Scheduled minimum plans (:class:`ScheduleWindows`, built by
+        :func:`scaling.schedules.parse_schedule`). Default none.
+    schedule_lead
+        How long before a scheduled window opens its plan should be up. Default 10 min;
+        the engine asks for it :attr:`schedule_raise_lead` ahead.
     """
 
     memory_threshold: float
@@ -284,6 +326,8 @@ class Policy:
     trend_min_level: float = 0.5
     memory_full: float = 0.99
     data_drop_factor: float = 2.0
+    schedules: tuple[ScheduleWindows, ...] = ()
+    schedule_lead: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -323,6 +367,15 @@ class Policy:
             raise ValueError(f"memory full must be a fraction in (0, 1], got {self.memory_full}")
         if self.data_drop_factor < 1:
             raise ValueError(f"data drop factor must be at least 1, got {self.data_drop_factor}")
+        if self.schedule_lead < timedelta(0):
+            raise ValueError("schedule lead must not be negative")
+
+    @property
+    def schedule_raise_lead(self) -> timedelta:
+        """How long before a scheduled window opens its plan is asked for: the lead, plus a
+        scaling interval (the check that sees it may come that much later) and the time a
+        change takes to land, so the plan is up ``schedule_lead`` before the window."""
+        return self.schedule_lead + self.scaling_interval + self.plan_change_time
 
     @property
     def lookback(self) -> timedelta:
@@ -441,6 +494,7 @@ class Decision:
     samples_needed: int = 0
     since_change: timedelta | None = None
     lookback: timedelta | None = None
+    scheduled: ScheduledMinimum | None = None  # the schedule that raised or held the plan
 
     @property
     def memory_pct(self) -> float | None:
@@ -734,6 +788,35 @@ class Situation:
     def down(self, **fields) -> DownWindow:
         return DownWindow(window=self.policy.stabilisation_window, **fields)
 
+    # --- schedules ---
+
+    @cached_property
+    def scheduled(self) -> ScheduledMinimum | None:
+        """The highest scheduled minimum in force now (lead included), within the max
+        plan; ``None`` when no schedule asks for anything now."""
+        lead = self.policy.schedule_raise_lead
+        best = None
+        for schedule in self.policy.schedules:
+            window = schedule.window_around(self.now, lead)
+            if window is None:
+                continue
+            if schedule.plan not in self.rank:
+                raise ValueError(f"schedule {schedule.spec!r}: plan {schedule.plan} is not in the plan ladder")
+            position = min(self.rank[schedule.plan], self.hi)
+            if best is None or position > best[0]:
+                opens, closes = window
+                best = (position, ScheduledMinimum(spec=schedule.spec, plan=self.plans[position], opens_at=opens,
+                                                   closes_at=closes, raise_lead=lead, open=opens <= self.now))
+        return None if best is None else best[1]
+
+    @cached_property
+    def down_floor(self) -> int:
+        """The lowest ladder position a scale-down may reach: the min plan, or a scheduled
+        minimum in force."""
+        if self.scheduled is None:
+            return self.lo
+        return max(self.lo, self.rank[self.scheduled.plan.name])
+
 
 # --------------------------------------------------------------------------------------
 # The rules: each returns a Decision, or None to let the next rule judge
@@ -756,6 +839,19 @@ def below_min_plan(s: Situation) -> Decision | None:
     target = target or s.max_plan
     return s.decision("up", "below_min_plan", target, cannot_scale_further=cannot,
                       fit=Fit.of(target, s.need_mem, s.need_conn))
+
+
+def scheduled_minimum(s: Situation) -> Decision | None:
+    """Up to a scheduled minimum plan before its window opens (or at once inside it), to
+    the cheapest plan from it up that holds the recent load; no samples needed."""
+    scheduled = s.scheduled
+    if scheduled is None or s.cur >= s.rank[scheduled.plan.name]:
+        return None
+    candidates = s.plans[s.rank[scheduled.plan.name]:s.hi + 1]
+    target = s.fitting(candidates, s.need_mem, s.need_conn) if s.need_mem is not None else None
+    target = target or scheduled.plan
+    fit = Fit.of(target, s.need_mem, s.need_conn) if s.need_mem is not None else None
+    return s.decision("up", "scheduled_minimum", target, fit=fit, scheduled=scheduled)
 
 
 def no_samples(s: Situation) -> Decision | None:
@@ -810,6 +906,14 @@ def early_trend(s: Situation) -> Decision | None:
     )
     if metrics:
         return s.up("early_trend", metrics=metrics, breaching=False, need_mem=s.need_mem, need_conn=s.need_conn)
+    return None
+
+
+def scheduled_floor(s: Situation) -> Decision | None:
+    """No scale-down below a scheduled minimum while its window (or its lead) lasts."""
+    scheduled = s.scheduled
+    if scheduled is not None and s.cur <= s.rank[scheduled.plan.name]:
+        return s.decision("stay", "scheduled_floor", scheduled=scheduled)
     return None
 
 
@@ -884,7 +988,7 @@ def scale_down(s: Situation) -> Decision:
     margin = 1 - policy.down_margin
     mem_down, conn_down = policy.memory_threshold * margin, policy.connection_threshold * margin
     # Never above the max plan: a plan raised above the range by hand comes back into it.
-    lower = [p for p in s.plans[s.lo:min(s.cur, s.hi + 1)] if p.monthly_cost < s.current.monthly_cost]
+    lower = [p for p in s.plans[s.down_floor:min(s.cur, s.hi + 1)] if p.monthly_cost < s.current.monthly_cost]
     target = _cheapest([p for p in lower if _fits(p, need_mem, need_conn, mem_down, conn_down)], s.rank)
     figures = dict(
         peak_memory_pct=s.current.memory_pct(peak_mem), peak_connection_pct=s.current.connection_pct(peak_conn),
@@ -913,11 +1017,13 @@ def scale_down(s: Situation) -> Decision:
 RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     waiting_for_new_plan,
     below_min_plan,
+    scheduled_minimum,
     no_samples,
     data_drop,
     too_few_samples,
     breach,
     early_trend,
+    scheduled_floor,
     at_min_plan,
     window_not_observed,
     gap_in_window,
@@ -1068,8 +1174,23 @@ def _up_outcome(d: Decision, why: str) -> str:
     return f"{why}; {d.target.name} keeps {_keeps(d.fit)}"
 
 
+def _fmt_at(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def _schedule_text(d: Decision) -> str:
+    x = d.scheduled
+    if x.open:
+        return f"the schedule '{x.spec}' asks for at least {x.plan.name} until {_fmt_at(x.closes_at)}"
+    return (f"the schedule '{x.spec}' asks for at least {x.plan.name} from {_fmt_at(x.opens_at)} to "
+            f"{_fmt_at(x.closes_at)} (raised {_fmt_duration(x.raise_lead)} ahead: the lead, a check interval "
+            f"and the time a change takes)")
+
+
 def _down_text(d: Decision) -> str:
     w = d.down
+    if d.rule == "scheduled_floor":
+        return f"{_schedule_text(d)}; not scaling down"
     stab = _fmt_duration(w.window) if w else ""
     if d.rule == "at_min_plan":
         return f"{d.current.name} is the minimum plan"
@@ -1120,6 +1241,12 @@ def render_reason(d: Decision) -> str:
             text += f"; {d.target.name} keeps {_keeps(d.fit)}"
             if d.cannot_scale_further:
                 text += f" (above the thresholds, but {d.max_plan.name} is the maximum)"
+    elif d.rule == "scheduled_minimum":
+        text = _schedule_text(d)
+        if d.target.name != d.scheduled.plan.name:
+            text += f"; {d.target.name} keeps {_keeps(d.fit)}"
+        else:
+            text += f"; moving to {d.target.name}"
     elif d.rule == "no_samples":
         text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
     elif d.rule == "data_drop":

@@ -9,6 +9,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 
 from scaling import crypto
+from scaling.schedules import MAX_LEAD_MINUTES, ScheduleError, parse_schedule
 
 MIB = 1024 * 1024
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -73,6 +74,20 @@ class RedisPlan(models.Model):
         return f"{self.plan_name} ({self.mem_limit:,} MB, {conns}, ${self.cost}/month)"
 
 
+def validate_schedule_specs(value):
+    """A list of schedule specs (scaling.schedules), each one line naming its wrong part."""
+    if not isinstance(value, list) or not all(isinstance(spec, str) for spec in value):
+        raise ValidationError("Schedules are a list of 'DAYS HH:MM-HH:MM TZ PLAN' texts.")
+    errors = []
+    for spec in value:
+        try:
+            parse_schedule(spec)
+        except ScheduleError as error:
+            errors.append(ValidationError(str(error)))
+    if errors:
+        raise ValidationError(errors)
+
+
 class RedisInstanceQuerySet(models.QuerySet):
     def with_plans(self):
         return self.select_related("current_plan", "min_plan", "max_plan")
@@ -125,6 +140,17 @@ class RedisInstance(models.Model):
     notify_breach = models.BooleanField("mail on threshold breach", default=True)
     notify_success = models.BooleanField("mail on scaling success", default=True)
     notify_failure = models.BooleanField("mail on scaling failure", default=True)
+
+    # --- scheduled capacity (DESIGN section 9) ---
+    schedules = models.JSONField(
+        default=list, blank=True, validators=[validate_schedule_specs],
+        help_text="Minimum plans by time, each 'DAYS HH:MM-HH:MM TZ PLAN', "
+                  "e.g. \"mon-fri 08:00-18:00 Europe/Berlin heroku-redis:premium-2\"",
+    )
+    schedule_lead_minutes = models.PositiveSmallIntegerField(
+        "schedule lead (minutes)", default=10, validators=[MaxValueValidator(MAX_LEAD_MINUTES)],
+        help_text="How long before a scheduled window opens its plan should be up",
+    )
 
     # --- what Heroku told us, kept so that checks spend no API calls (DESIGN section 7) ---
     addon_id = models.UUIDField(null=True, blank=True)
@@ -213,6 +239,33 @@ class RedisInstance(models.Model):
         elif "min_plan" in loaded and "max_plan" in loaded:
             if loaded["min_plan"].rank > loaded["max_plan"].rank:
                 errors["min_plan"] = f"The min plan {loaded['min_plan']} is above the max plan {loaded['max_plan']}."
+        schedule_errors = self._schedule_plan_errors(services)
+        if schedule_errors:
+            errors["schedules"] = schedule_errors
         if errors:
             raise ValidationError(errors)
 
+
+    def _schedule_plan_errors(self, services):
+        """Each schedule's plan must be a known plan of the instance's provider."""
+        if not isinstance(self.schedules, list):
+            return []
+        parsed = []
+        for spec in self.schedules:
+            try:
+                parsed.append(parse_schedule(spec))
+            except (ScheduleError, TypeError):
+                continue  # the field's validator reports it
+        known = set(RedisPlan.objects.filter(plan_name__in=[s.plan for s in parsed]).values_list("plan_name", flat=True))
+        errors = []
+        for schedule in parsed:
+            if schedule.plan not in known:
+                errors.append(f"schedule '{schedule.spec}': plan {schedule.plan} is not a known plan")
+            elif services and schedule.plan.split(":", 1)[0] not in services:
+                errors.append(f"schedule '{schedule.spec}': plan {schedule.plan} is not a plan of {', '.join(sorted(services))}")
+        return errors
+
+    @property
+    def parsed_schedules(self):
+        """The schedules as scaling.schedules reads them (stored specs are valid)."""
+        return tuple(parse_schedule(spec) for spec in self.schedules or ())

@@ -32,7 +32,8 @@ How the replay works (the same as the workers)
       it would decide the same at every run until that point, so the replay moves on to
       just before it (the runs are counted in ``decisions``, not made). A replay's cost thus
       grows with the trace's rows, not with the time they span (60 days between two rows:
-      43 s before, 1.2 s now; nine years: 0.9 s).
+      43 s before, 1.2 s now; nine years: 0.9 s). With schedules (``Policy.schedules``) a
+      jump stops before the next moment a schedule starts or stops raising the plan.
     * Timestamps must lie from 1970-01-01 to 2200-01-01, ``used_memory`` at most 2**63-1
       and ``connected_clients`` at most 2**31-1 (what Redis can report); anything else is a
       TraceError naming the line.
@@ -59,6 +60,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence, TextIO
 
 from scaling.engine import Decision, Plan, Policy, Sample, decide, sort_ladder
+from scaling.schedules import next_schedule_edge
 
 __all__ = [
     "HOURS_PER_MONTH",
@@ -359,10 +361,12 @@ def _replay(
     change_delay: timedelta,
     keep: timedelta,
     skip_quiet: bool = True,
+    next_clock_edge: Callable[[datetime], "datetime | None"] | None = None,
 ) -> SimulationResult:
     """``skip_quiet``: jump over quiet stretches (module docstring). Only valid while the
     decision depends on the samples and on the time since the last change alone; a rule
-    keyed on the clock itself (a schedule) must turn it off or bound the jump by its edges."""
+    keyed on the clock itself (a schedule) must turn it off or bound the jump by its edges:
+    ``next_clock_edge(now)`` is the next moment such a rule may decide otherwise."""
     by_name = {p.name: p for p in plans}
     plan = by_name[start_plan.name]
     t0, end = trace[0].at, trace[-1].at
@@ -445,6 +449,9 @@ def _replay(
         # every run and decide the same, so the replay jumps there (runs counted, not made):
         # its cost grows with the trace's rows, not with the time they span.
         following = trace[prev_index + 1].at if prev_index + 1 < len(trace) else end + metric_rate
+        edge = next_clock_edge(now) if next_clock_edge is not None else None
+        if edge is not None and edge < following:
+            following = edge  # the engine runs again before a schedule starts or stops raising
         k_metric_to = max(k_metric, (following - t0) // metric_rate - 1)
         k_scale_to = max(k_scale, (following - t0) // scaling_interval - 2)
         if k_scale_to > k_scale:
@@ -511,6 +518,10 @@ def simulate(
         scaling_interval=scaling_interval,
         change_delay=change_delay,
         keep=policy.lookback + metric_rate,
+        next_clock_edge=(
+            (lambda now: next_schedule_edge(policy.schedules, now, policy.schedule_raise_lead))
+            if policy.schedules else None
+        ),
     )
 
 

@@ -147,6 +147,7 @@ def test_a_piped_session_with_typos_corrected_saves_what_was_meant(cli, database
         "premium-99", "rediscloud:100", "private-7", "premium-3",  # min plan
         "premium-1", "heroku-redis:premium-5",     # max plan: below the min, then a full name
         "7m", "5m",                                # scaling rate
+        "",                                        # no schedule
         "n", "", "",                               # notifications
         "",                                        # Save? default y
     )
@@ -235,7 +236,7 @@ def test_a_taken_name_offers_to_edit_that_instance_with_its_values_as_defaults(c
     assert one_line(declined.stderr) == ("add_redis_mon.py: --name is missing and standard input ended before it "
                                          "was answered; nothing saved")
 
-    edited = cli(stdin=lines("orders", "y", "", "", "", "60", "", "", "", "", "", "", "", "n", "", "y"))
+    edited = cli(stdin=lines("orders", "y", "", "", "", "60", "", "", "", "", "", "", "", "", "n", "", "y"))
     assert edited.returncode == 0, edited.stdout + edited.stderr
     for default in ("Heroku app [shop]", "Redis config var (Redis vars of the app: REDIS_URL) [REDIS_URL]",
                     "Metric rate (30s, 1m, 5m) [5m]", "[70]", "Min plan (name from the list) [premium-1]",
@@ -290,7 +291,7 @@ def dead_redis(fake):
 
 
 def test_unreachable_redis_says_why_and_stop_saves_nothing(cli, database, dead_redis):
-    result = cli("--name", "cold", "--app", "offline", stdin=lines("HEROKU_REDIS_BLANK_URL", *[""] * 10, "n"))
+    result = cli("--name", "cold", "--app", "offline", stdin=lines("HEROKU_REDIS_BLANK_URL", *[""] * 11, "n"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "In use now:" in result.stdout and "could not be read" in result.stdout
     assert "refused" in result.stdout
@@ -300,7 +301,7 @@ def test_unreachable_redis_says_why_and_stop_saves_nothing(cli, database, dead_r
 
 
 def test_unreachable_redis_can_be_saved_anyway(cli, database, dead_redis):
-    result = cli("--name", "cold", "--app", "offline", stdin=lines("", *[""] * 10, "y"))
+    result = cli("--name", "cold", "--app", "offline", stdin=lines("", *[""] * 11, "y"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Saved: instance 'cold' registered." in result.stdout
     assert instance(database, "cold")["current_plan"] == "heroku-redis:premium-1"
@@ -356,7 +357,7 @@ def test_max_plan_highest_is_the_providers_highest_plan(cli, database):
 
 
 def test_the_max_plan_prompt_and_the_summary_show_the_default_and_its_monthly_price(cli, database):
-    answers = lines("orders", "shop", "", "", "", "", "", "", "", "", "", "", "", "")
+    answers = lines("orders", "shop", "", "", "", "", "", "", "", "", "", "", "", "", "")
     result = cli(stdin=answers)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -368,7 +369,7 @@ def test_the_max_plan_prompt_and_the_summary_show_the_default_and_its_monthly_pr
 
 
 def test_highest_at_the_max_plan_prompt_takes_the_providers_highest_plan(cli, database):
-    answers = lines("orders", "shop", "", "", "", "", "", "", "Highest", "", "", "", "", "")
+    answers = lines("orders", "shop", "", "", "", "", "", "", "Highest", "", "", "", "", "", "")
     result = cli(stdin=answers)
     assert result.returncode == 0, result.stdout + result.stderr
     assert instance(database, "orders")["max_plan"] == "heroku-redis:premium-14"
@@ -448,7 +449,7 @@ def test_an_invalid_flag_exits_2_with_one_line_naming_it_and_saves_nothing(cli, 
 
 def test_answering_back_at_the_max_plan_asks_the_min_plan_again(cli, database):
     answers = lines("orders", "shop", "", "", "", "", "", "premium-9", "premium-1", "back", "premium-0", "premium-1",
-                    "", "", "", "", "")
+                    "", "", "", "", "", "")
     result = cli(stdin=answers)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "! premium-1 is below the min plan premium-9; choose premium-9 or above, or 'back' to change the min plan" \

@@ -20,6 +20,12 @@ connection_storm.csv   24 h, 15-s points: steady 28 MiB and 18 clients, with thr
                        connection storms (web dynos scaled out for a traffic surge, each
                        opening its pool: to 140, 240 and 150 clients within 1 to 2 min)
                        lasting 30, 60 and 45 min.
+scheduled_batch.csv    48 h (Monday and Tuesday), 1-min points: steady 20 MiB and 15
+                       clients; every weekday at 06:00 UTC a batch job starts at once:
+                       180 MiB and 120 clients (72 % and 60 % of a premium-2) for 45
+                       min, drained by 07:00. Known in advance, so a schedule
+                       (`--schedule "mon-fri 06:00-07:00 UTC premium-2"`) has the plan up
+                       before it; no trend can see a step like this coming.
 """
 
 from __future__ import annotations
@@ -110,11 +116,27 @@ def connection_storm():
         yield START + timedelta(seconds=second), mem, clients
 
 
+def scheduled_batch():
+    rng = random.Random(20240308)
+    for minute in range(48 * 60 + 1):
+        of_day = minute % (24 * 60)
+        batch = 6 * 60 <= of_day < 7 * 60
+        if batch and of_day < 6 * 60 + 45:
+            mem, clients = 180.0, 120.0
+        elif batch:  # draining over the last 15 minutes
+            frac = 1 - (of_day - 6 * 60 - 45) / 15
+            mem, clients = 20 + 160 * frac, 15 + 105 * frac
+        else:
+            mem, clients = 20.0, 15.0
+        yield START + timedelta(minutes=minute), mem + rng.gauss(0, 1), clients + rng.gauss(0, 1.5)
+
+
 TRACES = {
     "daily_queue_cycle.csv": daily_queue_cycle,
     "sudden_spike.csv": sudden_spike,
     "slow_leak.csv": slow_leak,
     "connection_storm.csv": connection_storm,
+    "scheduled_batch.csv": scheduled_batch,
 }
 
 

@@ -37,11 +37,14 @@ _engine_ladders = {}
 
 
 def engine_policy(instance):
-    """The engine's policy for an instance (saved or not): its thresholds and scaling rate."""
+    """The engine's policy for an instance (saved or not): its thresholds, scaling rate and
+    schedules."""
     return engine.Policy(
         memory_threshold=instance.memory_threshold,
         connection_threshold=instance.connection_threshold,
         scaling_interval=timedelta(seconds=instance.scaling_rate),
+        schedules=instance.parsed_schedules,
+        schedule_lead=timedelta(minutes=instance.schedule_lead_minutes),
     )
 
 

@@ -30,6 +30,7 @@ from scaling.services.dispatch import instance_schedule_now
 from scaling.services.heroku_access import heroku_client
 from scaling.services.instances import ResolutionError, addon_resolve, known_services
 from scaling.services.plans import plan_family, plan_ladder
+from scaling.schedules import ScheduleError, parse_lead_minutes, parse_schedule
 
 NAME_MAX = RedisInstance._meta.get_field("name").max_length
 APP_MAX = RedisInstance._meta.get_field("app_name").max_length
@@ -37,6 +38,7 @@ CONFIG_VAR_MAX = RedisInstance._meta.get_field("config_var").max_length
 DEFAULT_METRIC_RATE = RedisInstance.MetricRate.M1
 DEFAULT_SCALING_RATE = RedisInstance.ScalingRate.M1
 DEFAULT_THRESHOLD = 80
+DEFAULT_SCHEDULE_LEAD = 10  # minutes
 MAX_PLAN_MEMORY_FACTOR = 4
 HIGHEST = "highest"  # as a max plan: the provider's highest plan
 
@@ -199,6 +201,45 @@ def _rank(plan):
     return plan.rank
 
 
+# --- Schedules (DESIGN section 9): a minimum plan by time --------------------------------------
+
+
+def clean_schedule(value, *, ladder):
+    """A schedule spec, its plan one of `ladder` (short names allowed), stored with the plan's
+    full name: 'mon-fri 08:00-18:00 Europe/Berlin heroku-redis:premium-2'."""
+    try:
+        schedule = parse_schedule(value or "")
+    except ScheduleError as error:
+        raise RegistrationError(str(error)) from None
+    try:
+        plan = clean_plan(schedule.plan, ladder=ladder)
+    except RegistrationError as error:
+        raise RegistrationError(f"plan of schedule {_shown(schedule.spec, 80)}: {error}") from None
+    return schedule.with_plan(plan.plan_name).spec
+
+
+def clean_schedule_lead(value):
+    """Minutes before a scheduled window its plan should be up: 0 to a day."""
+    try:
+        return parse_lead_minutes(value)
+    except ScheduleError as error:
+        raise RegistrationError(str(error)) from None
+
+
+def schedule_summary(*, schedules, schedule_lead_minutes, max_plan):
+    """(text, notes) for the summary: the schedules, or 'none'."""
+    if not schedules:
+        return "none", []
+    text = "; ".join(schedules) + f" (each plan up {schedule_lead_minutes} min before its window opens)"
+    notes = []
+    for spec in schedules:
+        plan = RedisPlan.objects.filter(plan_name=parse_schedule(spec).plan).first()
+        if plan is not None and _rank(plan) > _rank(max_plan):
+            notes.append(f"schedule '{spec}' asks for a plan above the max plan: it raises only to "
+                         f"{max_plan.short_name}")
+    return text, notes
+
+
 def _is_uuid(text):
     try:
         uuid.UUID(text)
@@ -349,8 +390,9 @@ def plan_line(plan):
 
 def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
                   scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success, notify_failure,
-                  probe=None, existing=None, max_plan_defaulted=False):
-    """(label, text) rows that show what will be saved and what it means on the current plan."""
+                  probe=None, existing=None, max_plan_defaulted=False, schedules=None, schedule_lead_minutes=None):
+    """(label, text) rows that show what will be saved and what it means on the current plan.
+    ``schedules``/``schedule_lead_minutes`` None: those of ``existing`` (kept), or none."""
     plan = resolved.plan
     rows = [
         ("Instance", f"{name}" + (" (edit of the registered instance)" if existing is not None else " (new)")),
@@ -391,6 +433,11 @@ def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_t
     rows.append(("Scaling", ("enabled" if scaling_enabled else "disabled")
                  + f", between {min_plan.short_name} and {max_plan.short_name}, "
                  f"checked every {rate_label(scaling_rate, RedisInstance.ScalingRate.choices)}"))
+    schedules, schedule_lead_minutes = _schedules_kept(existing, schedules, schedule_lead_minutes)
+    schedule_text, schedule_notes = schedule_summary(schedules=schedules, schedule_lead_minutes=schedule_lead_minutes,
+                                                     max_plan=max_plan)
+    rows.append(("Schedules", schedule_text))
+    notes.extend(schedule_notes)
     cost = f"{monthly(plan.cost)} now on {plan.short_name}, at most {monthly(max_plan.cost)} on {max_plan.short_name}"
     if max_plan_defaulted:
         highest = plan_ladder(plan=plan)[-1]
@@ -420,10 +467,21 @@ def _validation_line(error):
     return "; ".join(" ".join(str(m).split()) for m in error.messages)
 
 
+def _schedules_kept(existing, schedules, schedule_lead_minutes):
+    """None keeps an edited instance's schedules and lead (a new one: none, 10 min)."""
+    if schedules is None:
+        schedules = list(existing.schedules) if existing is not None else []
+    if schedule_lead_minutes is None:
+        schedule_lead_minutes = existing.schedule_lead_minutes if existing is not None else DEFAULT_SCHEDULE_LEAD
+    return schedules, schedule_lead_minutes
+
+
 def instance_register(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
                       scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success,
-                      notify_failure, now, existing=None):
+                      notify_failure, now, existing=None, schedules=None, schedule_lead_minutes=None):
     """Create (or, with `existing`, update) an instance in one transaction and make it due now.
+    ``schedules`` (specs as :func:`clean_schedule` returns them) and ``schedule_lead_minutes``:
+    None keeps those of ``existing``.
 
     Raises RegistrationError (nothing saved) when a value is not acceptable.
     """
@@ -466,6 +524,8 @@ def instance_register(*, name, app_name, config_var, resolved, metric_rate, memo
             instance.notify_breach = notify_breach
             instance.notify_success = notify_success
             instance.notify_failure = notify_failure
+            instance.schedules, instance.schedule_lead_minutes = _schedules_kept(
+                existing, schedules, schedule_lead_minutes)
             instance.addon_id = resolved.addon.id
             instance.addon_name = resolved.addon.name
             instance.redis_url = resolved.redis_url

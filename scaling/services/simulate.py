@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from scaling import engine, simulation
+from scaling import engine, schedules as schedule_specs, simulation
 from scaling.models import RedisInstance
 from scaling.services.engine_input import METRIC_RATES, SCALING_RATES, engine_ladder_named, engine_plans_by_name, engine_policy
 
@@ -30,8 +30,25 @@ def _plan(name, by_name, service=None, option="--plan"):
     return candidates[0]
 
 
+def _schedules(specs, lead, by_name, service):
+    """The --schedule specs with their plans named in full, and the lead; one line per error."""
+    try:
+        lead = schedule_specs.parse_lead_minutes(lead)
+        parsed = [schedule_specs.parse_schedule(spec) for spec in specs or ()]
+    except schedule_specs.ScheduleError as error:
+        option = "--schedule-lead" if str(error).startswith("schedule lead") else "--schedule"
+        raise SimulationInputError(f"{option}: {error}") from None
+    full = []
+    for schedule in parsed:
+        try:
+            full.append(schedule.with_plan(_plan(schedule.plan, by_name, service, "--schedule")).spec)
+        except SimulationInputError:
+            raise SimulationInputError(f"--schedule {schedule.spec!r}: unknown plan {schedule.plan!r} of {service}") from None
+    return full, lead
+
+
 def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshold=80, metric_rate="30s",
-                   scaling_rate="1m", min_plan=None, max_plan=None, change_delay=60):
+                   scaling_rate="1m", min_plan=None, max_plan=None, change_delay=60, schedules=(), schedule_lead=10):
     for option, value in (("--memory-threshold", memory_threshold), ("--connection-threshold", connection_threshold)):
         if not 1 <= value <= 100:
             raise SimulationInputError(f"{option}: must be from 1 to 100, not {value}")
@@ -46,6 +63,7 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     high = by_name[_plan(max_plan, by_name, service, "--max-plan")][2] if max_plan else ordered[-1]
     if ordered.index(low) > ordered.index(high):
         raise SimulationInputError(f"--min-plan {low.name} is above --max-plan {high.name}")
+    schedules, schedule_lead = _schedules(schedules, schedule_lead, by_name, service)
     try:
         trace = simulation.parse_trace(str(trace_path))
     except simulation.TraceError as error:
@@ -55,7 +73,8 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
         raise SimulationInputError(f"{trace_path}: cannot be read ({error.strerror})") from None
     # The options describe an instance, and the engine sees it as it would see a registered one.
     instance = RedisInstance(memory_threshold=memory_threshold, connection_threshold=connection_threshold,
-                             metric_rate=METRIC_RATES[metric_rate], scaling_rate=SCALING_RATES[scaling_rate])
+                             metric_rate=METRIC_RATES[metric_rate], scaling_rate=SCALING_RATES[scaling_rate],
+                             schedules=schedules, schedule_lead_minutes=schedule_lead)
     common = dict(
         trace=trace, ladder=ladder, policy=engine_policy(instance),
         metric_rate=timedelta(seconds=instance.metric_rate), scaling_interval=timedelta(seconds=instance.scaling_rate),

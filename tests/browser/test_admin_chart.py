@@ -353,3 +353,21 @@ def test_the_actions_and_samples_lists_show_every_column_on_a_1400_px_screen(bro
                      ["status", "reason"], "admin_actions.png")
     _fits_on_1400_px(browser, live_server, reverse("admin:logs_metriclog_changelist"),
                      ["collected", "memory", "clients", "evicted / rejected", "error"], "admin_samples.png")
+
+
+def test_the_chart_shades_the_scheduled_windows(browser, live_server, plans):
+    now = timezone.now()
+    instance = make_instance(name="nightly-batch", schedules=["daily 02:00-03:00 UTC heroku-redis:premium-2"])
+    MetricLog.objects.bulk_create([
+        MetricLog(instance=instance, plan=instance.current_plan, slot=now - timedelta(minutes=5 * k),
+                  collected_at=now - timedelta(minutes=5 * k), used_memory=1, connected_clients=1,
+                  memory_pct=30.0, connection_pct=10.0)
+        for k in range(7 * 288)
+    ], batch_size=2000)
+    _login(browser, live_server)
+    browser.get(live_server.url + reverse("admin:scaling_redisinstance_chart", args=[instance.pk]) + "?period=7d")
+    _wait(browser, lambda b: b.execute_script(
+        "return document.getElementById('instance-chart').dataset.ready === 'true'"), "the chart")
+    state = browser.execute_script(CHART_STATE_JS)
+    assert state["overlays"]["scheduleBands"] in (7, 8)  # one window a day
+    assert "daily 02:00-03:00 UTC heroku-redis:premium-2" in browser.find_element("id", "schedules").text

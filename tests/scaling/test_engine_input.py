@@ -81,3 +81,30 @@ def test_a_plan_outside_the_range_is_placed_in_the_engine_ladder_order(plans):
     assert plan_range_position(plan=plans["heroku-redis:premium-5"], min_plan=low, max_plan=high) == "above"
     assert plan_range_position(plan=high, min_plan=low, max_plan=high) is None
 
+
+
+def test_an_instances_schedules_and_lead_reach_the_engine(plans):
+    instance = make_instance(schedules=["mon-fri 08:00-18:00 Europe/Berlin heroku-redis:premium-2"],
+                             schedule_lead_minutes=30)
+    policy = engine_policy(instance)
+    assert [s.spec for s in policy.schedules] == ["mon-fri 08:00-18:00 Europe/Berlin heroku-redis:premium-2"]
+    assert policy.schedule_lead == timedelta(minutes=30)
+    assert engine_policy(make_instance(name="plain")).schedules == ()
+
+
+@pytest.mark.parametrize(
+    "schedules, message",
+    [
+        (["mon-fri 08:00-18:00 Mars/Base heroku-redis:premium-2"], "time zone 'Mars/Base'"),
+        (["daily 08:00-18:00 UTC rediscloud:100"], "is not a plan of heroku-redis"),
+        (["daily 08:00-18:00 UTC heroku-redis:premium-99"], "is not a known plan"),
+        ("daily 08:00-18:00 UTC heroku-redis:premium-2", "a list of"),
+    ],
+)
+def test_an_instance_with_a_bad_schedule_does_not_validate(plans, schedules, message):
+    from django.core.exceptions import ValidationError
+
+    instance = make_instance()
+    instance.schedules = schedules
+    with pytest.raises(ValidationError, match=message):
+        instance.full_clean()

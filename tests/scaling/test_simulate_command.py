@@ -92,3 +92,42 @@ def test_a_change_delay_out_of_range_is_one_line_and_exit_code_2(delay):
     result = _simulate(str(TRACES / "sudden_spike.csv"), "--plan", "premium-0", "--change-delay", delay)
     assert result.returncode == 2
     assert result.stderr.strip() == f"CommandError: --change-delay: must be from 0 to 86400 seconds, not {delay}"
+
+
+def test_a_schedule_has_the_plan_up_before_a_scheduled_batch_and_down_after_it():
+    args = (str(TRACES / "scheduled_batch.csv"), "--plan", "premium-0", "--max-plan", "premium-5", "--json")
+    without = json.loads(_simulate(*args).stdout)
+    result = _simulate(*args, "--schedule", "mon-fri 06:00-07:00 UTC premium-2", "--schedule-lead", "10")
+    assert result.returncode == 0, result.stderr
+    scheduled = json.loads(result.stdout)
+    assert without["seconds_over_capacity"] > 0  # the batch's step drops data on premium-0
+    assert scheduled["seconds_over_capacity"] == 0
+    ups = [c for c in scheduled["plan_changes"] if c["reason"].startswith("the schedule")]
+    # Raised 13 min before 06:00 on both days (lead 10 min + 1 min check + 2 min change), landed by 05:48.
+    assert [(c["at"], c["from"], c["to"]) for c in ups] == [
+        ("2024-03-04T05:47:00Z", "heroku-redis:premium-0", "heroku-redis:premium-2"),
+        ("2024-03-05T05:47:00Z", "heroku-redis:premium-0", "heroku-redis:premium-2"),
+    ]
+    assert scheduled["final_plan"] == "heroku-redis:premium-0"  # the down rules bring it back after the batch
+
+
+def test_a_longer_schedule_lead_raises_earlier():
+    result = _simulate(str(TRACES / "scheduled_batch.csv"), "--plan", "premium-0", "--json",
+                       "--schedule", "mon-fri 06:00-07:00 UTC premium-2", "--schedule-lead", "60")
+    assert json.loads(result.stdout)["plan_changes"][0]["at"] == "2024-03-04T04:57:00Z"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--schedule", "mon-fri 06:00-07:00 Mars/Base premium-2"), "--schedule: time zone 'Mars/Base'"),
+        (("--schedule", "weekdays 06:00-07:00 UTC premium-2"), "--schedule: days 'weekdays'"),
+        (("--schedule", "mon-fri 06:00-07:00 UTC 100"), "unknown plan '100' of heroku-redis"),
+        (("--schedule-lead", "soon"), "--schedule-lead: schedule lead 'soon'"),
+    ],
+)
+def test_a_bad_schedule_is_one_line_and_exit_code_2(args, message):
+    result = _simulate(str(TRACES / "scheduled_batch.csv"), "--plan", "premium-0", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

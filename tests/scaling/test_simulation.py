@@ -428,3 +428,34 @@ def test_a_trace_path_with_a_nul_byte_is_a_trace_error():
     with pytest.raises(TraceError) as info:
         parse_trace("trace\x00.csv")
     assert "not a usable file name" in str(info.value)
+
+
+def test_jumping_over_quiet_stretches_stops_at_a_schedules_edges():
+    """The replay skips quiet stretches; with a schedule it must still run the engine before
+    each window's raise and close: the same changes as a replay that skips nothing."""
+    from scaling import simulation as sim
+    from scaling.schedules import parse_schedule
+
+    start = datetime(2024, 3, 4, tzinfo=timezone.utc)
+    # Two flat rows a week apart: the whole week is one quiet stretch.
+    trace = [sim.TracePoint(start, 10 * MIB, 5), sim.TracePoint(start + timedelta(days=7), 10 * MIB, 5)]
+    policy = Policy(80, 80, timedelta(minutes=1), schedules=(parse_schedule("wed 12:00-13:00 UTC premium-2"),))
+    plans = {p.name: p for p in HEROKU_KVS}
+    common = dict(trace=trace, plans=sorted(HEROKU_KVS, key=lambda p: p.memory_bytes), start_plan=plans["mini"],
+                  memory_threshold=80, connection_threshold=80, metric_rate=timedelta(seconds=30),
+                  scaling_interval=timedelta(minutes=1), change_delay=timedelta(seconds=60),
+                  keep=policy.lookback + timedelta(seconds=30))
+
+    def engine(current, samples, last_change_at, _last, now):
+        d = sim.decide(current=current, ladder=HEROKU_KVS, min_plan=plans["mini"], max_plan=plans["premium-9"],
+                       samples=samples, policy=policy, last_change_at=last_change_at, now=now)
+        return d.action, d.target, d.reason
+
+    edges = lambda now: sim.next_schedule_edge(policy.schedules, now, policy.schedule_raise_lead)  # noqa: E731
+    skipping = sim._replay(engine, next_clock_edge=edges, **common)
+    exact = sim._replay(engine, skip_quiet=False, **common)
+    changes = [(c.at, c.to_plan) for c in skipping.plan_changes]
+    assert changes == [(c.at, c.to_plan) for c in exact.plan_changes]
+    assert changes[0] == (datetime(2024, 3, 6, 11, 47, tzinfo=timezone.utc), "premium-2")
+    assert changes[1][1] == "mini" and changes[1][0] >= datetime(2024, 3, 6, 13, tzinfo=timezone.utc)
+    assert skipping.decisions == exact.decisions

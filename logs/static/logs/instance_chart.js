@@ -9,7 +9,8 @@
  *   - the instance's thresholds as dashed horizontal lines (plugin below);
  *   - each plan change as a numbered marker at the top with a vertical line, coloured by
  *     status (done, dry run, failed, pending); the tooltip gives the reason;
- *   - buckets with failed reads as red crosses on the time axis.
+ *   - buckets with failed reads as red crosses on the time axis;
+ *   - the scheduled windows (a minimum plan by time) as green shaded bands with their plan.
  * What it drew is kept on chart.$autoscaler for the browser test.
  */
 (function () {
@@ -21,6 +22,8 @@
     connections: "#d9730d",
     connectionsBand: "rgba(217, 115, 13, 0.15)",
     failed: "#c62828",
+    schedule: "rgba(46, 125, 50, 0.10)",
+    scheduleText: "#2e7d32",
     status: { succeeded: "#2e7d32", "dry-run": "#6b6b6b", failed: "#c62828", pending: "#b7791f" },
   };
   var STATUS_LABEL = { succeeded: "done", "dry-run": "dry run", failed: "failed", pending: "pending" };
@@ -57,6 +60,23 @@
   function overlays(data) {
     return {
       id: "autoscalerOverlays",
+      // Scheduled windows as bands under the lines, each labelled with its plan.
+      beforeDatasetsDraw: function (chart) {
+        var area = chart.chartArea, ctx = chart.ctx, x = chart.scales.x, bands = 0;
+        ctx.save();
+        ctx.font = "11px sans-serif";
+        (data.schedules || []).forEach(function (w) {
+          var left = Math.max(x.getPixelForValue(w.from), area.left), right = Math.min(x.getPixelForValue(w.to), area.right);
+          if (right <= left) return;
+          ctx.fillStyle = COLORS.schedule;
+          ctx.fillRect(left, area.top, right - left, area.bottom - area.top);
+          ctx.fillStyle = COLORS.scheduleText; ctx.textAlign = "left";
+          if (right - left > 40) ctx.fillText("≥ " + w.plan.split(":").pop(), left + 4, area.bottom - 6);
+          bands += 1;
+        });
+        ctx.restore();
+        chart.$autoscalerSchedules = bands;
+      },
       afterDatasetsDraw: function (chart) {
         var area = chart.chartArea, ctx = chart.ctx;
         var x = chart.scales.x, y = chart.scales.y, drawn = { thresholdLines: 0, planLines: 0, breachDots: 0 };
@@ -90,6 +110,7 @@
           drawn.planLines += 1;
         });
         ctx.restore();
+        drawn.scheduleBands = chart.$autoscalerSchedules || 0;
         chart.$autoscaler = drawn;
       },
     };

@@ -24,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--min-plan")
         parser.add_argument("--max-plan")
         parser.add_argument("--change-delay", type=int, default=60, help="seconds from a decision until the plan change lands")
+        parser.add_argument("--schedule", action="append", default=[], metavar='"DAYS HH:MM-HH:MM TZ PLAN"',
+                            help="a minimum plan during a window, e.g. \"mon-fri 08:00-18:00 UTC premium-2\" (repeatable)")
+        parser.add_argument("--schedule-lead", default="10", metavar="MIN",
+                            help="minutes before a scheduled window its plan should be up (default 10)")
         parser.add_argument("--json", action="store_true", help="one JSON object instead of the report")
 
     def handle(self, *args, **options):
@@ -32,7 +36,8 @@ class Command(BaseCommand):
                 trace_path=options["trace"], plan=options["plan"], memory_threshold=options["memory_threshold"],
                 connection_threshold=options["connection_threshold"], metric_rate=options["metric_rate"],
                 scaling_rate=options["scaling_rate"], min_plan=options["min_plan"], max_plan=options["max_plan"],
-                change_delay=options["change_delay"],
+                change_delay=options["change_delay"], schedules=options["schedule"],
+                schedule_lead=options["schedule_lead"],
             )
         except SimulationInputError as error:
             raise CommandError(str(error), returncode=2) from None
