@@ -44,6 +44,11 @@ The rules, in order
         samples and whatever the averages say. It counts as a breach (``breaching=True``).
         Redis reports at most its limits while dropping, so the dropping metric is sized at
         ``data_drop_factor`` (2x) its capped reading.
+    cache_hit_rate_low
+        A cache (``Policy.workload``) evicting keys in the up window while its hit rate
+        there is under ``min_hit_rate`` means *up*, memory sized at ``data_drop_factor``
+        its capped reading. For a cache, ``data_drop`` ignores evictions and full memory,
+        and ``breach``/``early_trend`` judge connections only.
     too_few_samples
         Fewer than ``min_samples`` good samples means *stay*.
     breach
@@ -56,11 +61,14 @@ The rules, in order
         ``trend_min_t`` (twice that while they span less than half the window), a projected
         rise larger than the residual noise, and the fitted current level at least
         ``trend_min_level`` of the threshold. Flat noisy load does not pass these tests.
+    scale_down_disabled
+        Scale-in protection (``Policy.scale_down=False``): nothing moves the plan down.
     at_min_plan, window_not_observed, gap_in_window, failed_reads_in_window,
     data_dropped_in_window, peak_over_threshold
         What keeps a plan from going down (each means *stay*): at the minimum plan; the
         samples do not reach back to the start of the stabilisation window; a hole in them
-        longer than the up window or 5 min; a failed read; a counter that rose; a metric
+        longer than the up window or 5 min; a failed read; a counter that rose (for a cache,
+        evictions count only while its hit rate over the window is under the minimum); a metric
         whose peak went over its threshold in the window.
     scale_down
         Down when, for the whole stabilisation window, every metric stayed under its
@@ -111,6 +119,7 @@ __all__ = [
     "MetricNumbers",
     "DataDropped",
     "DownWindow",
+    "HitRate",
     "Decision",
     "Situation",
     "RULES",
@@ -131,6 +140,7 @@ _SLOWEST_METRIC_RATE = timedelta(minutes=5)
 _RISING_T = 2.0
 
 Action = Literal["stay", "up", "down"]
+Workload = Literal["queue", "cache"]
 Metric = Literal["memory", "connections"]
 
 
@@ -195,8 +205,9 @@ class Plan:
 class Sample:
     """One metric reading. A failed read has ``ok=False`` and ``None`` values.
 
-    ``evicted_keys`` and ``rejected_connections`` are Redis's cumulative counters
-    (``INFO stats``); they restart from zero when Redis restarts.
+    ``evicted_keys``, ``rejected_connections``, ``keyspace_hits`` and ``keyspace_misses``
+    are Redis's cumulative counters (``INFO stats``); they restart from zero when Redis
+    restarts.
     """
 
     at: datetime
@@ -206,6 +217,8 @@ class Sample:
     evicted_keys: int | None
     rejected_connections: int | None
     ok: bool = True
+    keyspace_hits: int | None = None  # cumulative, INFO stats; None: not read
+    keyspace_misses: int | None = None
 
     @property
     def usable(self) -> bool:
@@ -267,6 +280,19 @@ class Policy:
         under its threshold. Default 2.0: doubling finds the demand in a few steps (one
         more plan step on Heroku's ladder than the bare observation), and the surplus is
         shed by the normal scale-down once the stabilisation window has passed.
+    workload
+        ``"queue"`` (default): every eviction is data lost, memory at the limit is data
+        drop. ``"cache"``: evictions and memory at the limit are normal and memory % alone
+        never scales up; the instance goes up when its hit rate over the up window is under
+        ``min_hit_rate`` while keys are being evicted (rule ``cache_hit_rate_low``), or on
+        connections as a queue does; it goes down by the queue's rules, evictions in the
+        stabilisation window allowed only while the hit rate over it holds.
+    min_hit_rate
+        A cache's hit rate (% of lookups that hit, from ``keyspace_hits`` and
+        ``keyspace_misses``) to keep. Default 90.
+    scale_down
+        ``False``: scale-in protection, the instance only ever moves up (rule
+        ``scale_down_disabled``).
     """
 
     memory_threshold: float
@@ -284,8 +310,15 @@ class Policy:
     trend_min_level: float = 0.5
     memory_full: float = 0.99
     data_drop_factor: float = 2.0
+    workload: Workload = "queue"
+    min_hit_rate: float = 90.0
+    scale_down: bool = True
 
     def __post_init__(self) -> None:
+        if self.workload not in ("queue", "cache"):
+            raise ValueError(f"workload must be queue or cache, got {self.workload!r}")
+        if not (0 < self.min_hit_rate <= 100):
+            raise ValueError(f"min hit rate must be a percentage in (0, 100], got {self.min_hit_rate}")
         for label, value in (
             ("memory threshold", self.memory_threshold),
             ("connection threshold", self.connection_threshold),
@@ -392,6 +425,34 @@ class DataDropped:
 
 
 @dataclass(frozen=True)
+class HitRate:
+    """A cache's hit rate over a window: the rise of ``keyspace_hits`` over the rise of
+    ``keyspace_hits + keyspace_misses``, and the keys evicted meanwhile."""
+
+    hits: int
+    misses: int
+    evicted_keys: int
+    min_pct: float  # the policy's min_hit_rate
+
+    @property
+    def pct(self) -> float | None:
+        """% of lookups that hit; ``None`` when there were none."""
+        lookups = self.hits + self.misses
+        return None if lookups == 0 else self.hits / lookups * 100.0
+
+    @property
+    def holds(self) -> bool:
+        """At or above the minimum. No lookups at all: nothing was missed, it holds."""
+        pct = self.pct
+        return pct is None or pct >= self.min_pct
+
+    @classmethod
+    def over(cls, samples: Sequence["Sample"], min_pct: float) -> "HitRate":
+        return cls(hits=_counter_rise(samples, "keyspace_hits"), misses=_counter_rise(samples, "keyspace_misses"),
+                   evicted_keys=_counter_rise(samples, "evicted_keys"), min_pct=min_pct)
+
+
+@dataclass(frozen=True)
 class DownWindow:
     """The stabilisation window as the down rules judged it."""
 
@@ -441,6 +502,7 @@ class Decision:
     samples_needed: int = 0
     since_change: timedelta | None = None
     lookback: timedelta | None = None
+    hit_rate: HitRate | None = None  # a cache's, over the window its rule judged
 
     @property
     def memory_pct(self) -> float | None:
@@ -667,8 +729,17 @@ class Situation:
         self.mem = self._view("memory", "used_memory", self.current.memory_bytes, policy.memory_threshold)
         self.conn = self._view("connections", "connected_clients", self.current.connection_limit,
                                policy.connection_threshold)
-        self.need_mem = self.mem.need(policy)
+        self.cache = policy.workload == "cache"
+        # A cache's memory is full by design: it never sizes an up move (only a low hit rate
+        # does, in its own rule).
+        self.need_mem = None if self.cache else self.mem.need(policy)
         self.need_conn = self.conn.need(policy)
+        self.up_hit_rate = HitRate.over(self.recent, policy.min_hit_rate)
+
+    @property
+    def up_views(self) -> tuple[_MetricView, ...]:
+        """The metrics whose level may scale up: a cache's memory % never does alone."""
+        return (self.conn,) if self.cache else self.views
 
     def _view(self, name: Metric, attr: str, limit: int | None, threshold: float) -> _MetricView:
         values = [getattr(s, attr) for s in self.recent]
@@ -707,10 +778,11 @@ class Situation:
         )
 
     def up(self, rule: str, *, metrics: tuple[Metric, ...] = (), breaching: bool, data_drop: bool = False,
-           need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None) -> Decision:
+           need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None,
+           hit_rate: HitRate | None = None) -> Decision:
         """Up to the cheapest plan of the range that holds the needs, at least one step; the
         max plan (cannot scale further) when none does; stay when already at or above it."""
-        common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped)
+        common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped, hit_rate=hit_rate)
         if self.cur >= self.hi:
             return self.decision("stay", rule, cannot_scale_further=breaching or data_drop, **common)
         target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn)
@@ -766,9 +838,10 @@ def no_samples(s: Situation) -> Decision | None:
 
 def data_drop(s: Situation) -> Decision | None:
     policy = s.policy
-    evicted = _counter_rise(s.recent, "evicted_keys")
+    evicted = 0 if s.cache else _counter_rise(s.recent, "evicted_keys")
     rejected = _counter_rise(s.recent, "rejected_connections")
-    memory_full = s.mem.peak is not None and s.mem.peak >= policy.memory_full * s.current.memory_bytes
+    memory_full = (not s.cache and s.mem.peak is not None
+                   and s.mem.peak >= policy.memory_full * s.current.memory_bytes)
     if not (evicted or rejected or memory_full):
         return None
     # Dropping data is worse than a breach: it counts as one whatever the averages. The
@@ -786,6 +859,17 @@ def data_drop(s: Situation) -> Decision | None:
     )
 
 
+def cache_hit_rate_low(s: Situation) -> Decision | None:
+    """A cache evicting keys while its hit rate is under the minimum: its working set has
+    outgrown the plan. Memory readings stop at the limit, so size for ``data_drop_factor``
+    times them."""
+    rate = s.up_hit_rate
+    if not s.cache or not rate.evicted_keys or rate.holds:
+        return None
+    return s.up("cache_hit_rate_low", metrics=("memory",), breaching=True, hit_rate=rate,
+                need_mem=s.mem.need(s.policy, dropping=True), need_conn=s.need_conn)
+
+
 def too_few_samples(s: Situation) -> Decision | None:
     if len(s.recent) < s.policy.min_samples:
         return s.decision("stay", "too_few_samples")
@@ -794,7 +878,7 @@ def too_few_samples(s: Situation) -> Decision | None:
 
 def breach(s: Situation) -> Decision | None:
     metrics = tuple(
-        v.name for v in s.views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
+        v.name for v in s.up_views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
     )
     if metrics:
         return s.up("breach", metrics=metrics, breaching=True, need_mem=s.need_mem, need_conn=s.need_conn)
@@ -803,13 +887,20 @@ def breach(s: Situation) -> Decision | None:
 
 def early_trend(s: Situation) -> Decision | None:
     metrics = tuple(
-        v.name for v in s.views
+        v.name for v in s.up_views
         if v.limit is not None and v.meaningful_rise(s.policy)
         and v.pct(v.trend.projected) > v.threshold
         and v.pct(v.trend.level) >= s.policy.trend_min_level * v.threshold
     )
     if metrics:
         return s.up("early_trend", metrics=metrics, breaching=False, need_mem=s.need_mem, need_conn=s.need_conn)
+    return None
+
+
+def scale_down_disabled(s: Situation) -> Decision | None:
+    """Scale-in protection: the instance only ever moves up."""
+    if not s.policy.scale_down:
+        return s.decision("stay", "scale_down_disabled")
     return None
 
 
@@ -844,8 +935,13 @@ def failed_reads_in_window(s: Situation) -> Decision | None:
 
 
 def data_dropped_in_window(s: Situation) -> Decision | None:
-    if _counter_rise(s.down_window, "evicted_keys") or _counter_rise(s.down_window, "rejected_connections"):
-        return s.decision("stay", "data_dropped_in_window", down=s.down())
+    # A cache may evict on the way down, but only while its hit rate over the window holds.
+    evictions_count = not (s.cache and HitRate.over(s.down_window, s.policy.min_hit_rate).holds)
+    if (evictions_count and _counter_rise(s.down_window, "evicted_keys")) or _counter_rise(
+        s.down_window, "rejected_connections"
+    ):
+        return s.decision("stay", "data_dropped_in_window", down=s.down(),
+                          hit_rate=HitRate.over(s.down_window, s.policy.min_hit_rate) if s.cache else None)
     return None
 
 
@@ -914,10 +1010,12 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     waiting_for_new_plan,
     below_min_plan,
     no_samples,
+    cache_hit_rate_low,
     data_drop,
     too_few_samples,
     breach,
     early_trend,
+    scale_down_disabled,
     at_min_plan,
     window_not_observed,
     gap_in_window,
@@ -1053,6 +1151,13 @@ def _drop_text(d: Decision) -> str:
     )
 
 
+def _hit_rate_text(d: Decision) -> str:
+    h = d.hit_rate
+    return (f"cache hit rate {_fmt_pct(h.pct)} over the last {_fmt_duration(d.window)} "
+            f"({h.hits:,} hits, {h.misses:,} misses; minimum {_fmt_threshold(h.min_pct)}) while "
+            f"{h.evicted_keys:,} keys were evicted: the working set has outgrown {d.current.name}")
+
+
 def _up_outcome(d: Decision, why: str) -> str:
     """The end of an up rule's reason: where it goes, or why it cannot."""
     top = "above the maximum plan" if d.above_max_plan else "the maximum plan"
@@ -1080,7 +1185,12 @@ def _down_text(d: Decision) -> str:
                 f"(more than {_fmt_duration(w.max_gap)}); not scaling down")
     if d.rule == "failed_reads_in_window":
         return f"{w.failed_reads} failed read(s) in the last {stab}; not scaling down"
+    if d.rule == "scale_down_disabled":
+        return "scale-down is switched off for this instance (it only ever moves up)"
     if d.rule == "data_dropped_in_window":
+        if d.hit_rate is not None and d.hit_rate.evicted_keys and not d.hit_rate.holds:
+            return (f"keys were evicted while the cache hit rate was {_fmt_pct(d.hit_rate.pct)} "
+                    f"(minimum {_fmt_threshold(d.hit_rate.min_pct)}) in the last {stab}; not scaling down")
         return f"keys were evicted or connections rejected in the last {stab}; not scaling down"
     if d.rule == "peak_over_threshold":
         peaks = f"memory peaked at {_fmt_pct(w.peak_memory_pct)}"
@@ -1124,6 +1234,8 @@ def render_reason(d: Decision) -> str:
         text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
     elif d.rule == "data_drop":
         text = _up_outcome(d, _drop_text(d))
+    elif d.rule == "cache_hit_rate_low":
+        text = _up_outcome(d, _hit_rate_text(d))
     elif d.rule == "too_few_samples":
         text = f"too few samples on {d.current.name}: {d.samples} of the {d.samples_needed} needed"
     elif d.rule == "breach":
