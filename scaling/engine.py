@@ -46,8 +46,9 @@ The rules, in order
         ``data_drop_factor`` (2x) its capped reading.
     cache_hit_rate_low
         A cache (``Policy.workload``) evicting keys in the up window while its hit rate
-        there is under ``min_hit_rate`` means *up*, memory sized at ``data_drop_factor``
-        its capped reading. For a cache, ``data_drop`` ignores evictions and full memory,
+        there is under ``min_hit_rate`` means *up*, to a plan with ``data_drop_factor``
+        times the memory it uses (a cache's memory is meant to be full: not sized by the
+        threshold). For a cache, ``data_drop`` ignores evictions and full memory,
         and ``breach``/``early_trend`` judge connections only.
     too_few_samples
         Fewer than ``min_samples`` good samples means *stay*.
@@ -861,13 +862,15 @@ def data_drop(s: Situation) -> Decision | None:
 
 def cache_hit_rate_low(s: Situation) -> Decision | None:
     """A cache evicting keys while its hit rate is under the minimum: its working set has
-    outgrown the plan. Memory readings stop at the limit, so size for ``data_drop_factor``
-    times them."""
+    outgrown the plan."""
     rate = s.up_hit_rate
     if not s.cache or not rate.evicted_keys or rate.holds:
         return None
+    # A cache's memory is meant to be full, so the target is sized by memory, not by the
+    # threshold: data_drop_factor times the capped reading, at 100 % of the new plan.
+    need_mem = s.mem.peak * s.policy.data_drop_factor * s.policy.memory_threshold / 100
     return s.up("cache_hit_rate_low", metrics=("memory",), breaching=True, hit_rate=rate,
-                need_mem=s.mem.need(s.policy, dropping=True), need_conn=s.need_conn)
+                need_mem=need_mem, need_conn=s.need_conn)
 
 
 def too_few_samples(s: Situation) -> Decision | None:

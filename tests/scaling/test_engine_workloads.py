@@ -55,15 +55,15 @@ CASES = [
     ),
     # --- The working set outgrew the plan: hit rate under the minimum while evicting ---
     Case(
-        "cache: evicting with a 60% hit rate -> up, memory sized at twice its capped reading",
+        "cache: evicting with a 60% hit rate -> up to a plan of twice its memory",
         P["premium-0"], with_lookups(series(P["premium-0"], 20, **FULL_CACHE), 60),
-        "up", "premium-2", policy=CACHE, breaching=True, rule="cache_hit_rate_low",
+        "up", "premium-1", policy=CACHE, breaching=True, rule="cache_hit_rate_low",
         fields={"metrics": ("memory",), "hit_rate.pct": 60.0, "hit_rate.min_pct": 90, "data_drop": False},
     ),
     Case(
         "cache: a 92% hit rate is under a min-hit-rate of 95 -> up",
         P["premium-0"], with_lookups(series(P["premium-0"], 20, **FULL_CACHE), 92),
-        "up", "premium-2", policy=CACHE_95, breaching=True, rule="cache_hit_rate_low",
+        "up", "premium-1", policy=CACHE_95, breaching=True, rule="cache_hit_rate_low",
     ),
     Case(
         "cache: a low hit rate without evictions (warming up) -> no scale-up",
@@ -173,7 +173,7 @@ def test_a_low_hit_rate_reason_quotes_the_hit_rate_the_minimum_and_the_evictions
     d = run(Case("", P["premium-0"], with_lookups(series(P["premium-0"], 20, **FULL_CACHE), 60), "up", policy=CACHE))
     assert "cache hit rate 60.0%" in d.reason
     assert "minimum 90%" in d.reason
-    assert "keys were evicted" in d.reason and "premium-2 keeps" in d.reason
+    assert "keys were evicted" in d.reason and "premium-1 keeps" in d.reason
 
 
 def test_scale_down_disabled_says_so():

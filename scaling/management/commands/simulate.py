@@ -12,7 +12,8 @@ def _duration(seconds):
 
 
 class Command(BaseCommand):
-    help = "Replay a recorded load (CSV: timestamp,used_memory,connected_clients) through the scaling engine, offline."
+    help = ("Replay a recorded load (CSV: timestamp,used_memory,connected_clients, optionally evicted_keys,"
+            "rejected_connections,keyspace_hits,keyspace_misses) through the scaling engine, offline.")
 
     def add_arguments(self, parser):
         parser.add_argument("trace", metavar="TRACE.csv")
@@ -24,6 +25,11 @@ class Command(BaseCommand):
         parser.add_argument("--min-plan")
         parser.add_argument("--max-plan")
         parser.add_argument("--change-delay", type=int, default=60, help="seconds from a decision until the plan change lands")
+        parser.add_argument("--workload", choices=["queue", "cache"], default="queue",
+                            help="cache: evictions are normal, scaled up on a hit rate under --min-hit-rate")
+        parser.add_argument("--min-hit-rate", type=int, default=90, help="a cache's hit rate %% to keep (default 90)")
+        parser.add_argument("--no-scale-down", dest="scale_down", action="store_false",
+                            help="scale-in protection: the plan only ever moves up")
         parser.add_argument("--json", action="store_true", help="one JSON object instead of the report")
 
     def handle(self, *args, **options):
@@ -32,7 +38,8 @@ class Command(BaseCommand):
                 trace_path=options["trace"], plan=options["plan"], memory_threshold=options["memory_threshold"],
                 connection_threshold=options["connection_threshold"], metric_rate=options["metric_rate"],
                 scaling_rate=options["scaling_rate"], min_plan=options["min_plan"], max_plan=options["max_plan"],
-                change_delay=options["change_delay"],
+                change_delay=options["change_delay"], workload=options["workload"],
+                min_hit_rate=options["min_hit_rate"], scale_down=options["scale_down"],
             )
         except SimulationInputError as error:
             raise CommandError(str(error), returncode=2) from None
