@@ -52,3 +52,16 @@ def test_the_overview_marks_caches_scale_in_protection_and_a_disagreement(admin_
     assert "workload-cache" in row("lru-cache") and "workload-mismatch" not in row("lru-cache")
     assert "no scale-down" in row("protected-queue") and "no scale-down" not in row("lru-cache")
     assert "workload-mismatch" in row("evicting-queue") and "volatile-lru evicts keys" in row("evicting-queue")
+
+
+def test_a_samples_page_shows_its_hit_and_miss_counters(admin_client, instances):
+    from django.utils import timezone
+
+    from logs.models import MetricLog
+
+    agreeing = instances[0]
+    now = timezone.now()
+    log = MetricLog.objects.create(instance=agreeing, plan=agreeing.current_plan, slot=now, collected_at=now,
+                                   used_memory=1, connected_clients=1, keyspace_hits=987_654, keyspace_misses=12_345)
+    page = admin_client.get(reverse("admin:logs_metriclog_change", args=[log.pk])).content.decode()
+    assert "987654" in page and "12345" in page
