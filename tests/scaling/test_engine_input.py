@@ -81,3 +81,25 @@ def test_a_plan_outside_the_range_is_placed_in_the_engine_ladder_order(plans):
     assert plan_range_position(plan=plans["heroku-redis:premium-5"], min_plan=low, max_plan=high) == "above"
     assert plan_range_position(plan=high, min_plan=low, max_plan=high) is None
 
+
+
+def test_the_engine_policy_carries_the_workload_min_hit_rate_and_scale_in_protection():
+    from scaling.models import RedisInstance
+    from scaling.services.engine_input import engine_policy
+
+    policy = engine_policy(RedisInstance(memory_threshold=80, connection_threshold=70, scaling_rate=300,
+                                         workload="cache", min_hit_rate=85, scale_down_enabled=False))
+    assert (policy.workload, policy.min_hit_rate, policy.scale_down) == ("cache", 85, False)
+    assert engine_policy(RedisInstance(memory_threshold=80, connection_threshold=70, scaling_rate=60)).workload == "queue"
+
+
+@pytest.mark.django_db
+def test_stored_hit_and_miss_counters_reach_the_engine(plans):
+    from scaling.services.engine_input import engine_samples
+
+    instance = make_instance(name="cache", workload="cache")
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=dt_timezone.utc)
+    MetricLog.objects.create(instance=instance, plan=instance.current_plan, slot=at, collected_at=at,
+                             used_memory=10, connected_clients=2, keyspace_hits=900, keyspace_misses=100)
+    [sample] = engine_samples(MetricLog.objects.filter(instance=instance).select_related("plan"))
+    assert (sample.keyspace_hits, sample.keyspace_misses) == (900, 100)
