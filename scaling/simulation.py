@@ -24,11 +24,12 @@ How the replay works (the same as the workers)
       in the cumulative ``evicted_keys`` counter (the largest excess since the previous
       sample, in KiB, i.e. keys of about 1 KiB) and ``rejected_connections`` counter (the
       largest excess of connections since the previous sample). So the engine sees data
-      drop as it would in production. The trace's own counters are replayed too: its
-      hits and misses as recorded (a cache's hit rate), its evictions and rejections only
-      while the recorded load is at the replayed plan's limit (memory at 99 % of it, clients
-      at its connection limit), since the same load on a bigger plan would not have been
-      evicting or refused.
+      drop as it would in production. The trace's own counters are replayed too, taken
+      to be recorded on the start plan: its hits and misses as recorded (a cache's hit
+      rate); its evictions (rejections) on plans with no more memory (connections) than the
+      start plan, and on a bigger plan only while the recorded load is at that plan's limit
+      (memory at 99 % of it, clients at its connection limit), since the same load on a
+      bigger plan would not have been evicting or refused.
     * The engine runs every ``scaling_interval`` from the first timestamp plus one interval,
       after any sample due at the same moment. While a decided change is pending no new
       decision is taken; the change lands ``change_delay`` after it was decided (samples
@@ -369,6 +370,10 @@ def _steady(samples, plan: Plan, last_change_at, now: datetime, keep: timedelta,
     return samples[-1].plan_name == plan.name and all(figures(s) == last for s in samples)
 
 
+def _connections_rank(plan: Plan) -> float:
+    return math.inf if plan.connection_limit is None else plan.connection_limit
+
+
 def _rise(points: Sequence[TracePoint], column: str) -> int:
     """The rise of a trace's cumulative counter over consecutive points (a drop is a
     restart, not a rise; no column, no rise)."""
@@ -395,6 +400,7 @@ def _replay(
     keyed on the clock itself (a schedule) must turn it off or bound the jump by its edges."""
     by_name = {p.name: p for p in plans}
     plan = by_name[start_plan.name]
+    recorded_on = plan  # the trace's own counters were recorded on the start plan (module docstring)
     t0, end = trace[0].at, trace[-1].at
     trace_times = [p.at for p in trace]
 
@@ -444,9 +450,11 @@ def _replay(
             # The trace's own counters: evictions and rejections while the recorded load is at
             # this plan's limits, hits and misses always (module docstring).
             if prev_index is not None:
-                if max(p.used_memory for p in window) >= _FULL * plan.memory_bytes:
+                if (plan.memory_bytes <= recorded_on.memory_bytes
+                        or max(p.used_memory for p in window) >= _FULL * plan.memory_bytes):
                     evicted += _rise(window, "evicted_keys")
-                if plan.connection_limit is None or max(p.connected_clients for p in window) >= plan.connection_limit:
+                if (_connections_rank(plan) <= _connections_rank(recorded_on)
+                        or max(p.connected_clients for p in window) >= plan.connection_limit):
                     rejected += _rise(window, "rejected_connections")
                 if hits is not None:
                     hits += _rise(window, "keyspace_hits")

@@ -138,3 +138,27 @@ def test_jumping_over_quiet_stretches_decides_as_replaying_every_minute(hit_pct_
     assert fast.plan_changes == slow.plan_changes and fast.final_plan == slow.final_plan
     assert fast.decisions == slow.decisions
     assert bool(fast.plan_changes) is (hit_pct_after < 90)
+
+
+def _cache_trace_at(memory_share, hit_pct, hours=2):
+    """A cache on premium-0 using ``memory_share`` of it (Redis often holds under its
+    maxmemory), evicting 200 keys a minute, ``hit_pct`` of its lookups hitting."""
+    rows, hits, misses, evicted = [], 0, 0, 0
+    for minute in range(hours * 60 + 1):
+        hits, misses, evicted = hits + 50 * hit_pct, misses + 50 * (100 - hit_pct), evicted + 200
+        rows.append(f"{minute * 60},{int(P['premium-0'].memory_bytes * memory_share)},10,{evicted},{hits},{misses}")
+    return parse_trace("timestamp,used_memory,connected_clients,evicted_keys,keyspace_hits,keyspace_misses\n"
+                       + "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("memory_share", [1.0, 0.9])
+def test_a_recorded_cache_under_its_limit_still_goes_up_once_on_a_poor_hit_rate(memory_share):
+    policy = Policy(80, 80, timedelta(minutes=1), workload="cache")
+    plans = simulation.sort_ladder(HEROKU_KVS)
+    result = simulation.simulate(
+        trace=_cache_trace_at(memory_share, 70), ladder=plans, start_plan=P["premium-0"], policy=policy,
+        min_plan=plans[0], max_plan=P["premium-5"], metric_rate=timedelta(seconds=30),
+        scaling_interval=timedelta(minutes=1), change_delay=timedelta(seconds=60))
+    [change] = result.plan_changes
+    assert (change.from_plan, change.to_plan) == ("premium-0", "premium-1") and "cache hit rate 70.0%" in change.reason
+    assert result.final_plan.name == "premium-1"
