@@ -45,8 +45,8 @@ The rules, in order
         Redis reports at most its limits while dropping, so the dropping metric is sized at
         ``data_drop_factor`` (2x) its capped reading.
     cache_hit_rate_low
-        A cache (``Policy.workload``) evicting keys in the up window while its hit rate
-        there is under ``min_hit_rate`` means *up*, to a plan with ``data_drop_factor``
+        A cache (``Policy.workload``) evicting keys (or with memory at ``memory_full``) in
+        the up window while its hit rate there is under ``min_hit_rate`` means *up*, to a plan with ``data_drop_factor``
         times the memory it uses (a cache's memory is meant to be full: not sized by the
         threshold). For a cache, ``data_drop`` ignores evictions and full memory,
         and ``breach``/``early_trend`` judge connections only.
@@ -864,7 +864,10 @@ def cache_hit_rate_low(s: Situation) -> Decision | None:
     """A cache evicting keys while its hit rate is under the minimum: its working set has
     outgrown the plan."""
     rate = s.up_hit_rate
-    if not s.cache or not rate.evicted_keys or rate.holds:
+    # Memory at the limit counts as evicting too: a trace (or an old Redis) may lack the
+    # counter, and a full cache with an evicting policy is evicting.
+    full = s.mem.peak is not None and s.mem.peak >= s.policy.memory_full * s.current.memory_bytes
+    if not s.cache or rate.holds or not (rate.evicted_keys or full):
         return None
     # A cache's memory is meant to be full, so the target is sized by memory, not by the
     # threshold: data_drop_factor times the capped reading, at 100 % of the new plan.
@@ -1158,7 +1161,9 @@ def _hit_rate_text(d: Decision) -> str:
     h = d.hit_rate
     return (f"cache hit rate {_fmt_pct(h.pct)} over the last {_fmt_duration(d.window)} "
             f"({h.hits:,} hits, {h.misses:,} misses; minimum {_fmt_threshold(h.min_pct)}) while "
-            f"{h.evicted_keys:,} keys were evicted: the working set has outgrown {d.current.name}")
+            + (f"{h.evicted_keys:,} keys were evicted" if h.evicted_keys else
+               f"memory was full ({_fmt_pct(d.memory.peak_pct)} of the limit)")
+            + f": the working set has outgrown {d.current.name}")
 
 
 def _up_outcome(d: Decision, why: str) -> str:

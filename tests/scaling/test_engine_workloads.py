@@ -71,6 +71,11 @@ CASES = [
         "stay", policy=CACHE, rule="lower_plan_too_small",
     ),
     Case(
+        "cache: full memory without an eviction counter and a 60% hit rate -> up",
+        P["premium-0"], with_lookups([replace(x, evicted_keys=None) for x in series(P["premium-0"], 20, mem=99.5)], 60),
+        "up", "premium-1", policy=CACHE, breaching=True, rule="cache_hit_rate_low",
+    ),
+    Case(
         "cache: a low hit rate at the max plan -> stay, cannot scale further",
         P["premium-0"], with_lookups(series(P["premium-0"], 20, **FULL_CACHE), 50),
         "stay", policy=CACHE, max_plan=P["premium-0"], breaching=True, cannot_scale_further=True,
@@ -198,3 +203,9 @@ def test_hit_rate_counts_rises_only_and_survives_a_restart():
 def test_policy_rejects_a_bad_workload_or_hit_rate(kwargs):
     with pytest.raises(ValueError):
         Policy(80, 80, timedelta(minutes=1), **kwargs)
+
+
+def test_a_full_cache_without_an_eviction_counter_says_memory_was_full():
+    samples = with_lookups([replace(x, evicted_keys=None) for x in series(P["premium-0"], 20, mem=99.5)], 60)
+    d = run(Case("", P["premium-0"], samples, "up", policy=CACHE))
+    assert "while memory was full (99.5% of the limit)" in d.reason
