@@ -40,6 +40,7 @@ REGISTRATION_FLAGS = (
     ("scaling_rate", "--scaling-rate"), ("notify_breach", "--notify-breach"),
     ("notify_success", "--notify-success"), ("notify_failure", "--notify-failure"),
     ("schedule", "--schedule"), ("schedule_lead", "--schedule-lead"), ("no_schedule", "--no-schedule"),
+    ("workload", "--workload"), ("min_hit_rate", "--min-hit-rate"), ("scale_down", "--scale-down"),
 )
 
 
@@ -106,6 +107,13 @@ def build_parser():
                            help="minutes before a window opens that its plan should be up (default 10)")
     schedules.add_argument("--no-schedule", action="store_const", const=True, default=None,
                            help="no schedules (clears them when editing)")
+    scaling.add_argument("--workload", metavar="{queue,cache}",
+                         help="queue: every eviction is data lost; cache: evictions are normal, scaled up on a low hit "
+                         "rate (default: suggested by the Redis' maxmemory-policy, noeviction a queue, else a cache)")
+    scaling.add_argument("--min-hit-rate", metavar="PCT",
+                         help="a cache's hit rate %% to keep, 1-100 (default 90)")
+    scaling.add_argument("--scale-down", action=argparse.BooleanOptionalAction, default=None,
+                         help="move the plan down when load falls (default: yes); --no-scale-down only ever moves up")
     notify = parser.add_argument_group("notifications")
     for what, text in (("breach", "a threshold is breached"), ("success", "a plan change succeeds"),
                        ("failure", "a plan change fails")):
@@ -225,6 +233,8 @@ def register(args, console):
         "memory_threshold": clean_flag(args, "memory_threshold", "--memory-threshold", reg.clean_threshold),
         "connection_threshold": clean_flag(args, "connection_threshold", "--connection-threshold", reg.clean_threshold),
         "scaling_rate": clean_flag(args, "scaling_rate", "--scaling-rate", reg.clean_scaling_rate),
+        "workload": clean_flag(args, "workload", "--workload", reg.clean_workload),
+        "min_hit_rate": clean_flag(args, "min_hit_rate", "--min-hit-rate", reg.clean_threshold),
     }
     given_schedules = schedule_flags(args)
     for flag_value in ("min_plan", "max_plan"):
@@ -466,6 +476,24 @@ def register(args, console):
         console.say()
         console.say(f"Reading INFO from the Redis at {reg.redis_address(resolved.redis_url)} ...")
     probe = reg.redis_probe(resolved.redis_url)
+
+    # --- Workload (suggested by the eviction policy just read) and scale-in ---
+    suggested, why = reg.workload_suggestion(probe)
+    if not quiet:
+        console.say()
+        console.say("Workload")
+        if suggested is not None:
+            console.say(f"  suggested: {suggested}, because {why}")
+    workload = field("workload", "--workload", "Workload", "queue or cache",
+                     default_of("workload", suggested or RedisInstance.Workload.QUEUE), reg.clean_workload)
+    if workload == RedisInstance.Workload.CACHE or given["min_hit_rate"] is not None:
+        min_hit_rate = field("min_hit_rate", "--min-hit-rate", "Min hit rate % of a cache", "1-100",
+                             str(default_of("min_hit_rate", 90)), reg.clean_threshold)
+    else:
+        min_hit_rate = default_of("min_hit_rate", 90)
+    scale_down_enabled = bool_field("scale_down", "--scale-down", "Scale down when load falls",
+                                    default_of("scale_down_enabled", True))
+    values.update(workload=workload, min_hit_rate=min_hit_rate, scale_down_enabled=scale_down_enabled)
     max_plan_defaulted = max_flag is None and max_plan.pk == bounded_max(min_plan).pk
     rows = reg.summary_lines(**values, probe=probe, existing=existing, max_plan_defaulted=max_plan_defaulted)
 
@@ -491,7 +519,8 @@ def register(args, console):
                          f"({probe.error}); saved anyway, samples will show the failure until it answers\n")
 
     try:
-        instance = reg.instance_register(**values, now=timezone.now(), existing=existing)
+        instance = reg.instance_register(**values, now=timezone.now(), existing=existing,
+                                         maxmemory_policy=probe.info.maxmemory_policy if probe.ok else None)
     except reg.RegistrationError as error:
         raise Stop(nothing_saved(error)) from None
     verb = "updated" if existing is not None else "registered"

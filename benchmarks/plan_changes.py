@@ -43,7 +43,6 @@ import os
 import queue
 import re
 import resource
-import statistics
 import sys
 import threading
 import time

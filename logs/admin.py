@@ -68,7 +68,8 @@ class MetricLogAdmin(ReadOnlyAdmin):
     ordering = ("-collected_at",)
     fields = (
         "instance", "collected", "slot_time", "plan", "used_memory", "maxmemory", "memory_pct", "connected_clients",
-        "maxclients", "connection_pct", "evicted_keys", "rejected_connections", "ops_per_sec", "error_kind", "error",
+        "maxclients", "connection_pct", "evicted_keys", "rejected_connections", "keyspace_hits", "keyspace_misses", "ops_per_sec",
+        "error_kind", "error",
         "warnings",
     )
     readonly_fields = ("collected", "slot_time")

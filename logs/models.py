@@ -24,6 +24,8 @@ class MetricLog(models.Model):
     evicted_keys = models.BigIntegerField(null=True, blank=True, help_text="counter since the server started")
     rejected_connections = models.BigIntegerField(null=True, blank=True, help_text="counter since the server started")
     ops_per_sec = models.IntegerField(null=True, blank=True)
+    keyspace_hits = models.BigIntegerField(null=True, blank=True, help_text="counter since the server started")
+    keyspace_misses = models.BigIntegerField(null=True, blank=True, help_text="counter since the server started")
     error_kind = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True, help_text="Why the read failed (never contains a password)")
     warnings = models.TextField(blank=True, help_text="INFO fields that were missing or odd")

@@ -195,8 +195,12 @@ def _change(action):
 
 
 def breaching_metrics(instance, decision):
+    if decision.rule == "cache_hit_rate_low":
+        return ["hit-rate"]
     metrics = []
-    if decision.memory_pct is not None and decision.memory_pct > instance.memory_threshold:
+    # A cache's memory is meant to be full: over its threshold is no breach.
+    if (instance.workload != "cache" and decision.memory_pct is not None
+            and decision.memory_pct > instance.memory_threshold):
         metrics.append("memory")
     if decision.connection_pct is not None and decision.connection_pct > instance.connection_threshold:
         metrics.append("connections")
@@ -212,7 +216,9 @@ def breach_notify(*, instance, decision, now):
     return notification_send(
         instance=instance, kind=Kind.BREACH,
         fingerprint=f"breach:{'+'.join(metrics)}:{instance.current_plan.plan_name}",
-        subject=f"{instance.name}: {' and '.join(metrics)} over threshold on {instance.current_plan.short_name}",
+        subject=(f"{instance.name}: cache hit rate under {instance.min_hit_rate}% while evicting on "
+                 f"{instance.current_plan.short_name}" if metrics == ["hit-rate"] else
+                 f"{instance.name}: {' and '.join(metrics)} over threshold on {instance.current_plan.short_name}"),
         lines=_numbers(instance, decision), now=now,
     )
 

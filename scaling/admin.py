@@ -66,19 +66,23 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         "name", "app_name", "current_plan", "min_plan", "max_plan", "memory_threshold",
         "connection_threshold", "scaling_enabled", "dry_run", "metric_rate", "scaling_rate",
         "schedule_list", "consecutive_failures",
+        "workload_shown", "scale_down_enabled", "consecutive_failures",
     )
-    list_filter = ("scaling_enabled", "dry_run", "metric_rate", "scaling_rate", "current_plan__service_name")
+    list_filter = ("scaling_enabled", "dry_run", "workload", "scale_down_enabled", "metric_rate", "scaling_rate",
+                   "current_plan__service_name")
     search_fields = ("name", "app_name", "addon_name", "config_var")
     list_select_related = ("current_plan", "min_plan", "max_plan")
     readonly_fields = (
         "addon_id", "addon_name", "current_plan", "resolved_at", "redis_url_status", "check_error",
-        "check_failed_since", "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
+        "check_failed_since", "maxmemory_policy", "policy_agreement", "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
     )
     fieldsets = (
         ("General", {"fields": ("name", "app_name", "config_var")}),
         ("Metrics", {"fields": ("metric_rate", "memory_threshold", "connection_threshold")}),
         ("Scaling", {"fields": ("scaling_enabled", "dry_run", "min_plan", "max_plan", "scaling_rate")}),
         ("Scheduled capacity", {"fields": ("schedules", "schedule_lead_minutes")}),
+        ("Workload", {"fields": ("workload", "min_hit_rate", "scale_down_enabled", "maxmemory_policy",
+                                 "policy_agreement")}),
         ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
         ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at")}),
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
@@ -116,6 +120,17 @@ class RedisInstanceAdmin(admin.ModelAdmin):
     @admin.display(description="schedules")
     def schedule_list(self, instance):
         return "; ".join(instance.schedules) if instance.schedules else "—"
+    @admin.display(description="workload", ordering="workload")
+    def workload_shown(self, instance):
+        # A policy that disagrees with the workload is flagged where the instances are listed.
+        mismatch = instance.workload_mismatch
+        return f"{instance.workload} ⚠ {mismatch}" if mismatch else instance.workload
+
+    @admin.display(description="policy vs workload")
+    def policy_agreement(self, instance):
+        if not instance.maxmemory_policy:
+            return "not read yet"
+        return instance.workload_mismatch or "agree"
 
     @admin.display(description="Redis URL")
     def redis_url_status(self, instance):

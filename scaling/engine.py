@@ -52,6 +52,12 @@ The rules, in order
         samples and whatever the averages say. It counts as a breach (``breaching=True``).
         Redis reports at most its limits while dropping, so the dropping metric is sized at
         ``data_drop_factor`` (2x) its capped reading.
+    cache_hit_rate_low
+        A cache (``Policy.workload``) evicting keys (or with memory at ``memory_full``) in
+        the up window while its hit rate there is under ``min_hit_rate`` means *up*, to a plan with ``data_drop_factor``
+        times the memory it uses (a cache's memory is meant to be full: not sized by the
+        threshold). For a cache, ``data_drop`` ignores evictions and full memory,
+        and ``breach``/``early_trend`` judge connections only.
     too_few_samples
         Fewer than ``min_samples`` good samples means *stay*.
     breach
@@ -64,12 +70,15 @@ The rules, in order
         ``trend_min_t`` (twice that while they span less than half the window), a projected
         rise larger than the residual noise, and the fitted current level at least
         ``trend_min_level`` of the threshold. Flat noisy load does not pass these tests.
+    scale_down_disabled
+        Scale-in protection (``Policy.scale_down=False``): nothing moves the plan down.
     scheduled_floor, at_min_plan, window_not_observed, gap_in_window, failed_reads_in_window,
     data_dropped_in_window, peak_over_threshold
         What keeps a plan from going down (each means *stay*): at or below a scheduled
         minimum while its window (or lead) lasts; at the minimum plan; the
         samples do not reach back to the start of the stabilisation window; a hole in them
-        longer than the up window or 5 min; a failed read; a counter that rose; a metric
+        longer than the up window or 5 min; a failed read; a counter that rose (for a cache,
+        evictions count only while its hit rate over the window is under the minimum); a metric
         whose peak went over its threshold in the window.
     scale_down
         Down when, for the whole stabilisation window, every metric stayed under its
@@ -121,6 +130,7 @@ __all__ = [
     "MetricNumbers",
     "DataDropped",
     "DownWindow",
+    "HitRate",
     "Decision",
     "Situation",
     "ScheduleWindows",
@@ -143,6 +153,7 @@ _SLOWEST_METRIC_RATE = timedelta(minutes=5)
 _RISING_T = 2.0
 
 Action = Literal["stay", "up", "down"]
+Workload = Literal["queue", "cache"]
 Metric = Literal["memory", "connections"]
 
 
@@ -207,8 +218,9 @@ class Plan:
 class Sample:
     """One metric reading. A failed read has ``ok=False`` and ``None`` values.
 
-    ``evicted_keys`` and ``rejected_connections`` are Redis's cumulative counters
-    (``INFO stats``); they restart from zero when Redis restarts.
+    ``evicted_keys``, ``rejected_connections``, ``keyspace_hits`` and ``keyspace_misses``
+    are Redis's cumulative counters (``INFO stats``); they restart from zero when Redis
+    restarts.
     """
 
     at: datetime
@@ -218,6 +230,8 @@ class Sample:
     evicted_keys: int | None
     rejected_connections: int | None
     ok: bool = True
+    keyspace_hits: int | None = None  # cumulative, INFO stats; None: not read
+    keyspace_misses: int | None = None
 
     @property
     def usable(self) -> bool:
@@ -309,6 +323,19 @@ class Policy:
     schedule_lead
         How long before a scheduled window opens its plan should be up. Default 10 min;
         the engine asks for it :attr:`schedule_raise_lead` ahead.
+    workload
+        ``"queue"`` (default): every eviction is data lost, memory at the limit is data
+        drop. ``"cache"``: evictions and memory at the limit are normal and memory % alone
+        never scales up; the instance goes up when its hit rate over the up window is under
+        ``min_hit_rate`` while keys are being evicted (rule ``cache_hit_rate_low``), or on
+        connections as a queue does; it goes down by the queue's rules, evictions in the
+        stabilisation window allowed only while the hit rate over it holds.
+    min_hit_rate
+        A cache's hit rate (% of lookups that hit, from ``keyspace_hits`` and
+        ``keyspace_misses``) to keep. Default 90.
+    scale_down
+        ``False``: scale-in protection, the instance only ever moves up (rule
+        ``scale_down_disabled``).
     """
 
     memory_threshold: float
@@ -328,8 +355,15 @@ class Policy:
     data_drop_factor: float = 2.0
     schedules: tuple[ScheduleWindows, ...] = ()
     schedule_lead: timedelta = timedelta(minutes=10)
+    workload: Workload = "queue"
+    min_hit_rate: float = 90.0
+    scale_down: bool = True
 
     def __post_init__(self) -> None:
+        if self.workload not in ("queue", "cache"):
+            raise ValueError(f"workload must be queue or cache, got {self.workload!r}")
+        if not (0 < self.min_hit_rate <= 100):
+            raise ValueError(f"min hit rate must be a percentage in (0, 100], got {self.min_hit_rate}")
         for label, value in (
             ("memory threshold", self.memory_threshold),
             ("connection threshold", self.connection_threshold),
@@ -445,6 +479,34 @@ class DataDropped:
 
 
 @dataclass(frozen=True)
+class HitRate:
+    """A cache's hit rate over a window: the rise of ``keyspace_hits`` over the rise of
+    ``keyspace_hits + keyspace_misses``, and the keys evicted meanwhile."""
+
+    hits: int
+    misses: int
+    evicted_keys: int
+    min_pct: float  # the policy's min_hit_rate
+
+    @property
+    def pct(self) -> float | None:
+        """% of lookups that hit; ``None`` when there were none."""
+        lookups = self.hits + self.misses
+        return None if lookups == 0 else self.hits / lookups * 100.0
+
+    @property
+    def holds(self) -> bool:
+        """At or above the minimum. No lookups at all: nothing was missed, it holds."""
+        pct = self.pct
+        return pct is None or pct >= self.min_pct
+
+    @classmethod
+    def over(cls, samples: Sequence["Sample"], min_pct: float) -> "HitRate":
+        return cls(hits=_counter_rise(samples, "keyspace_hits"), misses=_counter_rise(samples, "keyspace_misses"),
+                   evicted_keys=_counter_rise(samples, "evicted_keys"), min_pct=min_pct)
+
+
+@dataclass(frozen=True)
 class DownWindow:
     """The stabilisation window as the down rules judged it."""
 
@@ -495,6 +557,7 @@ class Decision:
     since_change: timedelta | None = None
     lookback: timedelta | None = None
     scheduled: ScheduledMinimum | None = None  # the schedule that raised or held the plan
+    hit_rate: HitRate | None = None  # a cache's, over the window its rule judged
 
     @property
     def memory_pct(self) -> float | None:
@@ -721,8 +784,17 @@ class Situation:
         self.mem = self._view("memory", "used_memory", self.current.memory_bytes, policy.memory_threshold)
         self.conn = self._view("connections", "connected_clients", self.current.connection_limit,
                                policy.connection_threshold)
-        self.need_mem = self.mem.need(policy)
+        self.cache = policy.workload == "cache"
+        # A cache's memory is full by design: it never sizes an up move (only a low hit rate
+        # does, in its own rule).
+        self.need_mem = None if self.cache else self.mem.need(policy)
         self.need_conn = self.conn.need(policy)
+        self.up_hit_rate = HitRate.over(self.recent, policy.min_hit_rate)
+
+    @property
+    def up_views(self) -> tuple[_MetricView, ...]:
+        """The metrics whose level may scale up: a cache's memory % never does alone."""
+        return (self.conn,) if self.cache else self.views
 
     def _view(self, name: Metric, attr: str, limit: int | None, threshold: float) -> _MetricView:
         values = [getattr(s, attr) for s in self.recent]
@@ -761,10 +833,11 @@ class Situation:
         )
 
     def up(self, rule: str, *, metrics: tuple[Metric, ...] = (), breaching: bool, data_drop: bool = False,
-           need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None) -> Decision:
+           need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None,
+           hit_rate: HitRate | None = None) -> Decision:
         """Up to the cheapest plan of the range that holds the needs, at least one step; the
         max plan (cannot scale further) when none does; stay when already at or above it."""
-        common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped)
+        common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped, hit_rate=hit_rate)
         if self.cur >= self.hi:
             return self.decision("stay", rule, cannot_scale_further=breaching or data_drop, **common)
         target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn)
@@ -862,9 +935,10 @@ def no_samples(s: Situation) -> Decision | None:
 
 def data_drop(s: Situation) -> Decision | None:
     policy = s.policy
-    evicted = _counter_rise(s.recent, "evicted_keys")
+    evicted = 0 if s.cache else _counter_rise(s.recent, "evicted_keys")
     rejected = _counter_rise(s.recent, "rejected_connections")
-    memory_full = s.mem.peak is not None and s.mem.peak >= policy.memory_full * s.current.memory_bytes
+    memory_full = (not s.cache and s.mem.peak is not None
+                   and s.mem.peak >= policy.memory_full * s.current.memory_bytes)
     if not (evicted or rejected or memory_full):
         return None
     # Dropping data is worse than a breach: it counts as one whatever the averages. The
@@ -882,6 +956,22 @@ def data_drop(s: Situation) -> Decision | None:
     )
 
 
+def cache_hit_rate_low(s: Situation) -> Decision | None:
+    """A cache evicting keys while its hit rate is under the minimum: its working set has
+    outgrown the plan."""
+    rate = s.up_hit_rate
+    # Memory at the limit counts as evicting too: a trace (or an old Redis) may lack the
+    # counter, and a full cache with an evicting policy is evicting.
+    full = s.mem.peak is not None and s.mem.peak >= s.policy.memory_full * s.current.memory_bytes
+    if not s.cache or rate.holds or not (rate.evicted_keys or full):
+        return None
+    # A cache's memory is meant to be full, so the target is sized by memory, not by the
+    # threshold: data_drop_factor times the capped reading, at 100 % of the new plan.
+    need_mem = s.mem.peak * s.policy.data_drop_factor * s.policy.memory_threshold / 100
+    return s.up("cache_hit_rate_low", metrics=("memory",), breaching=True, hit_rate=rate,
+                need_mem=need_mem, need_conn=s.need_conn)
+
+
 def too_few_samples(s: Situation) -> Decision | None:
     if len(s.recent) < s.policy.min_samples:
         return s.decision("stay", "too_few_samples")
@@ -890,7 +980,7 @@ def too_few_samples(s: Situation) -> Decision | None:
 
 def breach(s: Situation) -> Decision | None:
     metrics = tuple(
-        v.name for v in s.views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
+        v.name for v in s.up_views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
     )
     if metrics:
         return s.up("breach", metrics=metrics, breaching=True, need_mem=s.need_mem, need_conn=s.need_conn)
@@ -899,7 +989,7 @@ def breach(s: Situation) -> Decision | None:
 
 def early_trend(s: Situation) -> Decision | None:
     metrics = tuple(
-        v.name for v in s.views
+        v.name for v in s.up_views
         if v.limit is not None and v.meaningful_rise(s.policy)
         and v.pct(v.trend.projected) > v.threshold
         and v.pct(v.trend.level) >= s.policy.trend_min_level * v.threshold
@@ -914,6 +1004,13 @@ def scheduled_floor(s: Situation) -> Decision | None:
     scheduled = s.scheduled
     if scheduled is not None and s.cur <= s.rank[scheduled.plan.name]:
         return s.decision("stay", "scheduled_floor", scheduled=scheduled)
+    return None
+
+
+def scale_down_disabled(s: Situation) -> Decision | None:
+    """Scale-in protection: the instance only ever moves up."""
+    if not s.policy.scale_down:
+        return s.decision("stay", "scale_down_disabled")
     return None
 
 
@@ -948,8 +1045,13 @@ def failed_reads_in_window(s: Situation) -> Decision | None:
 
 
 def data_dropped_in_window(s: Situation) -> Decision | None:
-    if _counter_rise(s.down_window, "evicted_keys") or _counter_rise(s.down_window, "rejected_connections"):
-        return s.decision("stay", "data_dropped_in_window", down=s.down())
+    # A cache may evict on the way down, but only while its hit rate over the window holds.
+    evictions_count = not (s.cache and HitRate.over(s.down_window, s.policy.min_hit_rate).holds)
+    if (evictions_count and _counter_rise(s.down_window, "evicted_keys")) or _counter_rise(
+        s.down_window, "rejected_connections"
+    ):
+        return s.decision("stay", "data_dropped_in_window", down=s.down(),
+                          hit_rate=HitRate.over(s.down_window, s.policy.min_hit_rate) if s.cache else None)
     return None
 
 
@@ -1019,11 +1121,13 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     below_min_plan,
     scheduled_minimum,
     no_samples,
+    cache_hit_rate_low,
     data_drop,
     too_few_samples,
     breach,
     early_trend,
     scheduled_floor,
+    scale_down_disabled,
     at_min_plan,
     window_not_observed,
     gap_in_window,
@@ -1159,6 +1263,15 @@ def _drop_text(d: Decision) -> str:
     )
 
 
+def _hit_rate_text(d: Decision) -> str:
+    h = d.hit_rate
+    return (f"cache hit rate {_fmt_pct(h.pct)} over the last {_fmt_duration(d.window)} "
+            f"({h.hits:,} hits, {h.misses:,} misses; minimum {_fmt_threshold(h.min_pct)}) while "
+            + (f"{h.evicted_keys:,} keys were evicted" if h.evicted_keys else
+               f"memory was full ({_fmt_pct(d.memory.peak_pct)} of the limit)")
+            + f": the working set has outgrown {d.current.name}")
+
+
 def _up_outcome(d: Decision, why: str) -> str:
     """The end of an up rule's reason: where it goes, or why it cannot."""
     top = "above the maximum plan" if d.above_max_plan else "the maximum plan"
@@ -1201,7 +1314,12 @@ def _down_text(d: Decision) -> str:
                 f"(more than {_fmt_duration(w.max_gap)}); not scaling down")
     if d.rule == "failed_reads_in_window":
         return f"{w.failed_reads} failed read(s) in the last {stab}; not scaling down"
+    if d.rule == "scale_down_disabled":
+        return "scale-down is switched off for this instance (it only ever moves up)"
     if d.rule == "data_dropped_in_window":
+        if d.hit_rate is not None and d.hit_rate.evicted_keys and not d.hit_rate.holds:
+            return (f"keys were evicted while the cache hit rate was {_fmt_pct(d.hit_rate.pct)} "
+                    f"(minimum {_fmt_threshold(d.hit_rate.min_pct)}) in the last {stab}; not scaling down")
         return f"keys were evicted or connections rejected in the last {stab}; not scaling down"
     if d.rule == "peak_over_threshold":
         peaks = f"memory peaked at {_fmt_pct(w.peak_memory_pct)}"
@@ -1251,6 +1369,8 @@ def render_reason(d: Decision) -> str:
         text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
     elif d.rule == "data_drop":
         text = _up_outcome(d, _drop_text(d))
+    elif d.rule == "cache_hit_rate_low":
+        text = _up_outcome(d, _hit_rate_text(d))
     elif d.rule == "too_few_samples":
         text = f"too few samples on {d.current.name}: {d.samples} of the {d.samples_needed} needed"
     elif d.rule == "breach":

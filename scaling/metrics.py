@@ -107,8 +107,12 @@ _FIELDS = (
     ("evicted_keys", "evicted_keys"),
     ("rejected_connections", "rejected_connections"),
     ("ops_per_sec", "instantaneous_ops_per_sec"),
+    ("keyspace_hits", "keyspace_hits"),
+    ("keyspace_misses", "keyspace_misses"),
 )
-_WANTED = {field for _, field in _FIELDS}
+_WANTED = {field for _, field in _FIELDS} | {"maxmemory_policy"}
+# Redis's eviction policies are short lower-case words with dashes (allkeys-lru, noeviction).
+_POLICY_NAME = re.compile(r"[a-z][a-z-]{0,31}")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,20}")
 _NEGATIVE_NUMBER = re.compile(r"-[0-9]{1,20}")
 # The largest figure each field can honestly hold: Redis counts in 64-bit integers, and no
@@ -129,7 +133,8 @@ class RedisInfo:
     """The figures of one INFO reply; a field is None when missing or odd (see warnings).
 
     ``maxmemory`` is Redis's own figure: 0 means "no limit set". Counters
-    (``evicted_keys``, ``rejected_connections``) are totals since the server started; a
+    (``evicted_keys``, ``rejected_connections``, ``keyspace_hits``, ``keyspace_misses``)
+    are totals since the server started; a
     drop between two readings means a restart.
     """
 
@@ -140,6 +145,9 @@ class RedisInfo:
     evicted_keys: int | None = None
     rejected_connections: int | None = None
     ops_per_sec: int | None = None
+    keyspace_hits: int | None = None
+    keyspace_misses: int | None = None
+    maxmemory_policy: str | None = None  # "noeviction", "allkeys-lru", ...
     warnings: tuple[str, ...] = ()
 
     @property
@@ -176,7 +184,13 @@ class RedisInfo:
                 warnings.append(f"{field}: negative ({value})")
             else:
                 warnings.append(f"{field}: not a whole number ({_clip(value, 32)!r})")
-        return cls(**values, warnings=tuple(warnings))
+        policy = raw.get("maxmemory_policy")
+        if policy is None:
+            warnings.append("maxmemory_policy: missing")
+        elif not _POLICY_NAME.fullmatch(policy):
+            warnings.append(f"maxmemory_policy: not a policy name ({_clip(policy, 32)!r})")
+            policy = None
+        return cls(**values, maxmemory_policy=policy, warnings=tuple(warnings))
 
 
 # ---------------------------------------------------------------------------------------

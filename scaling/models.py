@@ -105,6 +105,10 @@ class RedisInstance(models.Model):
     # shown in the overview).
     UNREACHABLE_AFTER = 3
 
+    class Workload(models.TextChoices):
+        QUEUE = "queue", "queue"
+        CACHE = "cache", "cache"
+
     class ScalingRate(models.IntegerChoices):
         M1 = 60, "1m"
         M5 = 300, "5m"
@@ -140,6 +144,21 @@ class RedisInstance(models.Model):
     notify_breach = models.BooleanField("mail on threshold breach", default=True)
     notify_success = models.BooleanField("mail on scaling success", default=True)
     notify_failure = models.BooleanField("mail on scaling failure", default=True)
+    # Workload and policy (DESIGN section 9).
+    workload = models.CharField(
+        max_length=5, choices=Workload.choices, default=Workload.QUEUE,
+        help_text="queue: every eviction is data lost; cache: evictions are normal, scaled up on a low hit rate",
+    )
+    min_hit_rate = models.PositiveSmallIntegerField(
+        "min hit rate %", default=90, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="A cache goes up when its hit rate is under this while keys are evicted",
+    )
+    scale_down_enabled = models.BooleanField(
+        "scale down", default=True, help_text="Off: scale-in protection, the plan only ever moves up",
+    )
+    maxmemory_policy = models.CharField(
+        max_length=32, blank=True, editable=False, help_text="Redis's eviction policy, as last read",
+    )
 
     # --- scheduled capacity (DESIGN section 9) ---
     schedules = models.JSONField(
@@ -189,6 +208,8 @@ class RedisInstance(models.Model):
             ),
             models.CheckConstraint(condition=Q(metric_rate__in=[30, 60, 300]), name="metric_rate_choices"),
             models.CheckConstraint(condition=Q(scaling_rate__in=[60, 300, 600]), name="scaling_rate_choices"),
+            models.CheckConstraint(condition=Q(workload__in=["queue", "cache"]), name="workload_choices"),
+            models.CheckConstraint(condition=Q(min_hit_rate__gte=1, min_hit_rate__lte=100), name="min_hit_rate_pct"),
             # Plans of one provider and min <= max span two tables: enforced by the trigger in
             # scaling/migrations/0002_plan_consistency_trigger.py.
         ]
@@ -223,6 +244,20 @@ class RedisInstance(models.Model):
     @property
     def unreachable(self):
         return self.consecutive_failures >= self.UNREACHABLE_AFTER
+
+    @property
+    def workload_mismatch(self):
+        """Why the Redis' eviction policy disagrees with the workload, or "" when it does not
+        (or is not known yet): a queue that evicts loses data; a cache that cannot evict
+        refuses writes when full."""
+        policy = self.maxmemory_policy
+        if not policy:
+            return ""
+        if self.workload == self.Workload.QUEUE and policy != "noeviction":
+            return f"maxmemory-policy {policy} evicts keys, but the workload is queue"
+        if self.workload == self.Workload.CACHE and policy == "noeviction":
+            return "maxmemory-policy noeviction never evicts, but the workload is cache"
+        return ""
 
     @classmethod
     def unreachable_q(cls):

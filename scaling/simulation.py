@@ -5,7 +5,10 @@ scripts are thin wrappers around this module.
 
 Trace format (DESIGN section 6)
     CSV whose header contains the columns ``timestamp,used_memory,connected_clients``
-    (other columns are ignored; blank lines are skipped). ``timestamp`` is ISO 8601 with or
+    (other columns are ignored; blank lines are skipped). It may also carry the cumulative
+    counters of DESIGN section 9 as ``INFO`` gives them: ``evicted_keys``,
+    ``rejected_connections``, ``keyspace_hits``, ``keyspace_misses`` (whole numbers; a drop
+    between rows is a restart). ``timestamp`` is ISO 8601 with or
     without a time zone (naive means UTC) or epoch seconds; ``used_memory`` is bytes and
     ``connected_clients`` a count, both whole non-negative numbers. Timestamps must be
     strictly increasing. Any problem raises :class:`TraceError` with a one-line message
@@ -21,13 +24,19 @@ How the replay works (the same as the workers)
       in the cumulative ``evicted_keys`` counter (the largest excess since the previous
       sample, in KiB, i.e. keys of about 1 KiB) and ``rejected_connections`` counter (the
       largest excess of connections since the previous sample). So the engine sees data
-      drop as it would in production.
+      drop as it would in production. The trace's own counters are replayed too, taken
+      to be recorded on the start plan: its hits and misses as recorded (a cache's hit
+      rate); its evictions (rejections) on plans with no more memory (connections) than the
+      start plan, and on a bigger plan only while the recorded load is at that plan's limit
+      (memory at 99 % of it, clients at its connection limit), since the same load on a
+      bigger plan would not have been evicting or refused.
     * The engine runs every ``scaling_interval`` from the first timestamp plus one interval,
       after any sample due at the same moment. While a decided change is pending no new
       decision is taken; the change lands ``change_delay`` after it was decided (samples
       taken before then carry the old plan), and ``last_change_at`` is the landing time.
     * Quiet stretches are jumped over: when the load stays constant until the next trace
-      point, every sample the engine can see is alike on the current plan, the last change
+      point, every sample the engine can see is alike on the current plan (counters
+      included, so a cache's hit rate is never skipped over), the last change
       is older than the engine's lookback and the engine has just decided to change nothing,
       it would decide the same at every run until that point, so the replay moves on to
       just before it (the runs are counted in ``decisions``, not made). A replay's cost thus
@@ -78,6 +87,11 @@ HOURS_PER_MONTH = 730.0
 """Hours in a billing month for prorating monthly prices (365 * 24 / 12)."""
 
 REQUIRED_COLUMNS = ("timestamp", "used_memory", "connected_clients")
+COUNTER_COLUMNS = ("evicted_keys", "rejected_connections", "keyspace_hits", "keyspace_misses")
+# A recorded eviction (rejection) counts on the replayed plan only while the recorded load is
+# at that plan's limit: this share of its memory (as the engine's ``memory_full``), or its
+# connection limit. On a bigger plan the same load would not have been evicting.
+_FULL = 0.99
 
 
 class TraceError(ValueError):
@@ -95,6 +109,11 @@ class TracePoint:
     at: datetime
     used_memory: int
     connected_clients: int
+    # Optional cumulative counters as INFO gives them (None: the trace has no such column).
+    evicted_keys: int | None = None
+    rejected_connections: int | None = None
+    keyspace_hits: int | None = None
+    keyspace_misses: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +166,7 @@ _WHOLE = re.compile(r"^\+?\d{1,40}$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 # The largest figures a Redis reports (64-bit memory, 32-bit client count), as the reader.
-MAX_COUNT = {"used_memory": 2**63 - 1, "connected_clients": 2**31 - 1}
+MAX_COUNT = {"used_memory": 2**63 - 1, "connected_clients": 2**31 - 1, **{c: 2**63 - 1 for c in COUNTER_COLUMNS}}
 
 
 def _parse_timestamp(text: str, line: int) -> datetime:
@@ -257,7 +276,8 @@ def parse_trace(lines_or_file: str | os.PathLike | TextIO | Iterable[str]) -> li
                 f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                 f"(the header must contain timestamp,used_memory,connected_clients)",
             )
-        index = {c: header.index(c) for c in REQUIRED_COLUMNS}
+        index = {c: header.index(c) for c in REQUIRED_COLUMNS + COUNTER_COLUMNS if c in header}
+        counters = [c for c in COUNTER_COLUMNS if c in index]
         width = max(index.values()) + 1
         points: list[TracePoint] = []
         previous: datetime | None = None
@@ -276,7 +296,8 @@ def parse_trace(lines_or_file: str | os.PathLike | TextIO | Iterable[str]) -> li
                 if at < previous:
                     raise TraceError(line, f"timestamp {_iso(at)} is before the previous row's {_iso(previous)}")
             previous = at
-            points.append(TracePoint(at=at, used_memory=used, connected_clients=clients))
+            counts = {c: _parse_count(row[index[c]], c, line) for c in counters}
+            points.append(TracePoint(at=at, used_memory=used, connected_clients=clients, **counts))
     except csv.Error as exc:
         raise TraceError(reader.line_num, f"malformed CSV: {exc}") from None
     if not points:
@@ -342,10 +363,24 @@ def _steady(samples, plan: Plan, last_change_at, now: datetime, keep: timedelta,
         return False
     if last_change_at is not None and now - last_change_at <= keep:
         return False
-    last = samples[-1]
-    figures = (plan.name, last.used_memory, last.connected_clients, last.evicted_keys, last.rejected_connections)
-    return all((s.plan_name, s.used_memory, s.connected_clients, s.evicted_keys, s.rejected_connections) == figures
-               for s in samples)
+    # Counters (hits and misses too) must hold still: a cache's hit rate is judged on them.
+    def figures(s):
+        return (s.plan_name, s.used_memory, s.connected_clients, s.evicted_keys, s.rejected_connections,
+                s.keyspace_hits, s.keyspace_misses)
+
+    last = figures(samples[-1])
+    return samples[-1].plan_name == plan.name and all(figures(s) == last for s in samples)
+
+
+def _connections_rank(plan: Plan) -> float:
+    return math.inf if plan.connection_limit is None else plan.connection_limit
+
+
+def _rise(points: Sequence[TracePoint], column: str) -> int:
+    """The rise of a trace's cumulative counter over consecutive points (a drop is a
+    restart, not a rise; no column, no rise)."""
+    values = [getattr(p, column) for p in points if getattr(p, column) is not None]
+    return sum(b - a for a, b in zip(values, values[1:]) if b > a)
 
 
 def _replay(
@@ -369,11 +404,15 @@ def _replay(
     ``next_clock_edge(now)`` is the next moment such a rule may decide otherwise."""
     by_name = {p.name: p for p in plans}
     plan = by_name[start_plan.name]
+    recorded_on = plan  # the trace's own counters were recorded on the start plan (module docstring)
     t0, end = trace[0].at, trace[-1].at
     trace_times = [p.at for p in trace]
 
     samples: deque[Sample] = deque()
     evicted = rejected = 0
+    hits = misses = None if trace[0].keyspace_hits is None else 0
+    if trace[0].keyspace_misses is not None:
+        misses = 0
     prev_index: int | None = None
     changes: list[PlanChange] = []
     timeline: list[tuple[datetime, Plan]] = [(t0, plan)]
@@ -412,6 +451,19 @@ def _replay(
                 excess_conn = max(p.connected_clients for p in window) - plan.connection_limit
                 if excess_conn > 0:
                     rejected += excess_conn
+            # The trace's own counters: evictions and rejections while the recorded load is at
+            # this plan's limits, hits and misses always (module docstring).
+            if prev_index is not None:
+                if (plan.memory_bytes <= recorded_on.memory_bytes
+                        or max(p.used_memory for p in window) >= _FULL * plan.memory_bytes):
+                    evicted += _rise(window, "evicted_keys")
+                if (_connections_rank(plan) <= _connections_rank(recorded_on)
+                        or max(p.connected_clients for p in window) >= plan.connection_limit):
+                    rejected += _rise(window, "rejected_connections")
+                if hits is not None:
+                    hits += _rise(window, "keyspace_hits")
+                if misses is not None:
+                    misses += _rise(window, "keyspace_misses")
             clients = point.connected_clients
             if plan.connection_limit is not None:
                 clients = min(clients, plan.connection_limit)
@@ -423,6 +475,8 @@ def _replay(
                     connected_clients=clients,
                     evicted_keys=evicted,
                     rejected_connections=rejected,
+                    keyspace_hits=hits,
+                    keyspace_misses=misses,
                 )
             )
             while samples and samples[0].at < now - keep:
@@ -490,7 +544,7 @@ def simulate(
 ) -> SimulationResult:
     """Replay ``trace`` through :func:`scaling.engine.decide` (see the module docstring).
 
-    Seconds over threshold use ``policy``'s thresholds. ``policy`` is used as given (its
+    Seconds over threshold use ``policy``'s thresholds (for a cache, connections only). ``policy`` is used as given (its
     ``scaling_interval`` should normally equal ``scaling_interval``)."""
     plans, by_name = _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay)
 
@@ -512,7 +566,8 @@ def simulate(
         trace=trace,
         plans=plans,
         start_plan=start_plan,
-        memory_threshold=policy.memory_threshold,
+        # A cache's memory is meant to be full: its time over threshold counts connections only.
+        memory_threshold=math.inf if policy.workload == "cache" else policy.memory_threshold,
         connection_threshold=policy.connection_threshold,
         metric_rate=metric_rate,
         scaling_interval=scaling_interval,

@@ -149,6 +149,7 @@ def test_a_piped_session_with_typos_corrected_saves_what_was_meant(cli, database
         "7m", "5m",                                # scaling rate
         "",                                        # no schedule
         "n", "", "",                               # notifications
+        "", "",                                    # workload: the suggested queue; scale down: y
         "",                                        # Save? default y
     )
     result = cli(stdin=answers)
@@ -236,7 +237,7 @@ def test_a_taken_name_offers_to_edit_that_instance_with_its_values_as_defaults(c
     assert one_line(declined.stderr) == ("add_redis_mon.py: --name is missing and standard input ended before it "
                                          "was answered; nothing saved")
 
-    edited = cli(stdin=lines("orders", "y", "", "", "", "60", "", "", "", "", "", "", "", "", "n", "", "y"))
+    edited = cli(stdin=lines("orders", "y", "", "", "", "60", "", "", "", "", "", "", "", "", "n", "", "", "", "y"))
     assert edited.returncode == 0, edited.stdout + edited.stderr
     for default in ("Heroku app [shop]", "Redis config var (Redis vars of the app: REDIS_URL) [REDIS_URL]",
                     "Metric rate (30s, 1m, 5m) [5m]", "[70]", "Min plan (name from the list) [premium-1]",
@@ -291,7 +292,7 @@ def dead_redis(fake):
 
 
 def test_unreachable_redis_says_why_and_stop_saves_nothing(cli, database, dead_redis):
-    result = cli("--name", "cold", "--app", "offline", stdin=lines("HEROKU_REDIS_BLANK_URL", *[""] * 11, "n"))
+    result = cli("--name", "cold", "--app", "offline", stdin=lines("HEROKU_REDIS_BLANK_URL", *[""] * 13, "n"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "In use now:" in result.stdout and "could not be read" in result.stdout
     assert "refused" in result.stdout
@@ -301,7 +302,7 @@ def test_unreachable_redis_says_why_and_stop_saves_nothing(cli, database, dead_r
 
 
 def test_unreachable_redis_can_be_saved_anyway(cli, database, dead_redis):
-    result = cli("--name", "cold", "--app", "offline", stdin=lines("", *[""] * 11, "y"))
+    result = cli("--name", "cold", "--app", "offline", stdin=lines("", *[""] * 13, "y"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Saved: instance 'cold' registered." in result.stdout
     assert instance(database, "cold")["current_plan"] == "heroku-redis:premium-1"
@@ -357,7 +358,7 @@ def test_max_plan_highest_is_the_providers_highest_plan(cli, database):
 
 
 def test_the_max_plan_prompt_and_the_summary_show_the_default_and_its_monthly_price(cli, database):
-    answers = lines("orders", "shop", "", "", "", "", "", "", "", "", "", "", "", "", "")
+    answers = lines("orders", "shop", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "")
     result = cli(stdin=answers)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -369,7 +370,7 @@ def test_the_max_plan_prompt_and_the_summary_show_the_default_and_its_monthly_pr
 
 
 def test_highest_at_the_max_plan_prompt_takes_the_providers_highest_plan(cli, database):
-    answers = lines("orders", "shop", "", "", "", "", "", "", "Highest", "", "", "", "", "", "")
+    answers = lines("orders", "shop", "", "", "", "", "", "", "Highest", "", "", "", "", "", "", "", "")
     result = cli(stdin=answers)
     assert result.returncode == 0, result.stdout + result.stderr
     assert instance(database, "orders")["max_plan"] == "heroku-redis:premium-14"
@@ -449,7 +450,7 @@ def test_an_invalid_flag_exits_2_with_one_line_naming_it_and_saves_nothing(cli, 
 
 def test_answering_back_at_the_max_plan_asks_the_min_plan_again(cli, database):
     answers = lines("orders", "shop", "", "", "", "", "", "premium-9", "premium-1", "back", "premium-0", "premium-1",
-                    "", "", "", "", "", "")
+                    "", "", "", "", "", "", "", "")
     result = cli(stdin=answers)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "! premium-1 is below the min plan premium-9; choose premium-9 or above, or 'back' to change the min plan" \
@@ -483,7 +484,7 @@ def test_heroku_unavailable_is_not_blamed_on_the_flag(cli, database, fake):
 
 def test_heroku_unavailable_at_a_prompt_says_to_try_again(cli, database, fake):
     fake.fail_next("GET", r"^/apps/shop/addons$", status=503, times=4)
-    result = cli(stdin=lines("orders", "shop", "shop", "", *[""] * 12))
+    result = cli(stdin=lines("orders", "shop", "shop", "", *[""] * 14))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "503" in result.stdout and "; Heroku may answer if you try again" in result.stdout
     assert instance(database, "orders") is not None
@@ -576,3 +577,52 @@ def test_help_lists_every_flag_of_design_section_3(cli):
                  "--notify-success, --no-notify-success", "--notify-failure, --no-notify-failure", "--list",
                  "--remove NAME", "--keep-records", "--delete-records", "--yes"):
         assert flag in result.stdout, flag
+
+
+# --- Workload and scale-in protection (DESIGN section 9) ----------------------------------------
+
+
+def workload_of(database, name):
+    return query(database, "SELECT workload, min_hit_rate, scale_down_enabled, maxmemory_policy "
+                           "FROM scaling_redisinstance WHERE name = %s", (name,))[0]
+
+
+def test_the_workload_is_suggested_from_the_eviction_policy_and_says_why(cli, database, redis_server):
+    with redis_server.client() as admin:
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        result = cli(stdin=lines("orders", "shop", *[""] * 11, "", "95", "", ""))
+    finally:
+        with redis_server.client() as admin:
+            admin.config_set("maxmemory-policy", "noeviction")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "suggested: cache, because maxmemory-policy is allkeys-lru: a full Redis evicts keys" in result.stdout
+    assert "Workload (queue or cache) [cache]: " in result.stdout
+    assert "Min hit rate % of a cache (1-100) [90]: 95" in result.stdout
+    assert workload_of(database, "orders") == ("cache", 95, True, "allkeys-lru")
+
+
+def test_flags_only_take_the_suggested_queue_of_a_noeviction_redis(cli, database):
+    result = cli(*REQUIRED)
+    assert result.returncode == 0, result.stderr
+    assert "Workload:" in result.stdout and "queue: every eviction" in result.stdout
+    assert workload_of(database, "orders") == ("queue", 90, True, "noeviction")
+
+
+def test_workload_min_hit_rate_and_no_scale_down_flags_are_saved_and_a_disagreement_is_noted(cli, database):
+    result = cli(*REQUIRED, "--workload", "cache", "--min-hit-rate", "80", "--no-scale-down")
+    assert result.returncode == 0, result.stderr
+    assert "Scale down:" in result.stdout and "no: scale-in protection, the plan only ever moves up" in result.stdout
+    assert "the workload is cache, but maxmemory-policy is noeviction" in result.stdout
+    assert workload_of(database, "orders") == ("cache", 80, False, "noeviction")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--workload", "db"), "add_redis_mon.py: --workload: must be queue or cache, not 'db'"),
+    (("--min-hit-rate", "0"), "add_redis_mon.py: --min-hit-rate: must be a whole number from 1 to 100, not 0"),
+])
+def test_a_bad_workload_flag_is_one_line_exit_2_and_nothing_saved(cli, database, flags, message):
+    result = cli(*REQUIRED, *flags)
+    assert result.returncode == 2
+    assert one_line(result.stderr) == message
+    assert instance_count(database) == 0

@@ -108,6 +108,8 @@ def sample_from_reading(*, instance, slot, collected_at, reading):
     log.used_memory, log.maxmemory = info.used_memory, info.maxmemory
     log.connected_clients, log.maxclients = info.connected_clients, info.maxclients
     log.evicted_keys, log.rejected_connections, log.ops_per_sec = info.evicted_keys, info.rejected_connections, info.ops_per_sec
+    log.keyspace_hits, log.keyspace_misses = info.keyspace_hits, info.keyspace_misses
+    log.maxmemory_policy = info.maxmemory_policy  # not a column: kept on the instance by _store
     log.warnings = "; ".join(info.warnings)
     if info.used_memory is not None:
         log.memory_pct = round(100.0 * info.used_memory / plan.mem_limit_bytes, 3)
@@ -197,6 +199,13 @@ def _store(instances, *, slots, readings, collected_at):
         failed_ids = [log.instance_id for log in logs if not log.ok]
         RedisInstance.objects.filter(pk__in=ok_ids).exclude(consecutive_failures=0).update(consecutive_failures=0)
         RedisInstance.objects.filter(pk__in=failed_ids).update(consecutive_failures=F("consecutive_failures") + 1)
+        # The eviction policy seldom changes: written only when it did (the admin flags a
+        # policy that disagrees with the workload).
+        for log in logs:
+            policy = getattr(log, "maxmemory_policy", None)
+            if policy and log.instance.maxmemory_policy != policy:
+                RedisInstance.objects.filter(pk=log.instance_id).update(maxmemory_policy=policy)
+                log.instance.maxmemory_policy = policy
     for log in logs:
         if not log.ok:
             logger.warning("instance %s: sample failed (%s): %s", log.instance.name, log.error_kind, log.error)

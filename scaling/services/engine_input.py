@@ -45,6 +45,9 @@ def engine_policy(instance):
         scaling_interval=timedelta(seconds=instance.scaling_rate),
         schedules=instance.parsed_schedules,
         schedule_lead=timedelta(minutes=instance.schedule_lead_minutes),
+        workload=instance.workload,
+        min_hit_rate=instance.min_hit_rate,
+        scale_down=instance.scale_down_enabled,
     )
 
 
@@ -119,6 +122,7 @@ def engine_samples(logs):
                 at=log.collected_at, plan_name=log.plan.plan_name, used_memory=last_good.used_memory,
                 connected_clients=log.plan.conn_limit, evicted_keys=last_good.evicted_keys,
                 rejected_connections=(last_good.rejected_connections or 0) + extra_rejections, ok=True,
+                keyspace_hits=last_good.keyspace_hits, keyspace_misses=last_good.keyspace_misses,
             ))
             continue
         if log.ok and log.used_memory is not None and log.connected_clients is not None:
@@ -127,6 +131,7 @@ def engine_samples(logs):
             at=log.collected_at, plan_name=log.plan.plan_name, used_memory=log.used_memory,
             connected_clients=log.connected_clients, evicted_keys=log.evicted_keys,
             rejected_connections=log.rejected_connections, ok=log.ok,
+            keyspace_hits=log.keyspace_hits, keyspace_misses=log.keyspace_misses,
         ))
     return samples
 

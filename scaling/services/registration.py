@@ -141,6 +141,25 @@ def clean_threshold(value):
     return int(number)
 
 
+def clean_workload(value):
+    """'queue' or 'cache'."""
+    word = (value or "").strip().lower()
+    if word in RedisInstance.Workload.values:
+        return word
+    raise RegistrationError(f"must be queue or cache, not {_shown(value or '')}")
+
+
+def workload_suggestion(probe):
+    """(workload or None, why): what the Redis' eviction policy says it is used as
+    (DESIGN section 9: ``noeviction`` a queue, any evicting policy a cache)."""
+    policy = probe.info.maxmemory_policy if probe is not None and probe.ok else None
+    if not policy:
+        return None, "its maxmemory-policy could not be read"
+    if policy == "noeviction":
+        return "queue", "maxmemory-policy is noeviction: a full Redis refuses writes rather than drop keys, as a queue needs"
+    return "cache", f"maxmemory-policy is {policy}: a full Redis evicts keys, as a cache does"
+
+
 def clean_bool(value):
     word = (value or "").strip().lower()
     if word in TRUE_WORDS:
@@ -390,7 +409,8 @@ def plan_line(plan):
 
 def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
                   scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success, notify_failure,
-                  probe=None, existing=None, max_plan_defaulted=False, schedules=None, schedule_lead_minutes=None):
+                  probe=None, existing=None, max_plan_defaulted=False, schedules=None, schedule_lead_minutes=None,
+                  workload="queue", min_hit_rate=90, scale_down_enabled=True):
     """(label, text) rows that show what will be saved and what it means on the current plan.
     ``schedules``/``schedule_lead_minutes`` None: those of ``existing`` (kept), or none."""
     plan = resolved.plan
@@ -443,6 +463,16 @@ def summary_lines(*, name, app_name, config_var, resolved, metric_rate, memory_t
         highest = plan_ladder(plan=plan)[-1]
         cost += (f" (the default max plan: the cheapest with {MAX_PLAN_MEMORY_FACTOR}x the memory; "
                  f"'{HIGHEST}' is {highest.short_name}, {monthly(highest.cost)})")
+    suggested, why = workload_suggestion(probe)
+    if workload == "cache":
+        rows.append(("Workload", f"cache: evictions are normal; up when the hit rate is under {min_hit_rate}% "
+                                 "while keys are evicted, or on connections"))
+    else:
+        rows.append(("Workload", "queue: every eviction or rejected connection is data lost; up at once"))
+    if suggested is not None and suggested != workload:
+        notes.append(f"the workload is {workload}, but {why}; the admin flags this until one of them changes")
+    rows.append(("Scale down", "yes, when the load has fallen for the stabilisation window" if scale_down_enabled
+                 else "no: scale-in protection, the plan only ever moves up"))
     rows.append(("Cost", cost))
     rows.append(("Mail on", ", ".join(f"{what}: {'yes' if flag else 'no'}" for what, flag in (
         ("breach", notify_breach), ("success", notify_success), ("failure", notify_failure)))))
@@ -478,7 +508,8 @@ def _schedules_kept(existing, schedules, schedule_lead_minutes):
 
 def instance_register(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
                       scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success,
-                      notify_failure, now, existing=None, schedules=None, schedule_lead_minutes=None):
+                      notify_failure, now, existing=None, schedules=None, schedule_lead_minutes=None,
+                      workload="queue", min_hit_rate=90, scale_down_enabled=True, maxmemory_policy=None):
     """Create (or, with `existing`, update) an instance in one transaction and make it due now.
     ``schedules`` (specs as :func:`clean_schedule` returns them) and ``schedule_lead_minutes``:
     None keeps those of ``existing``.
@@ -526,6 +557,11 @@ def instance_register(*, name, app_name, config_var, resolved, metric_rate, memo
             instance.notify_failure = notify_failure
             instance.schedules, instance.schedule_lead_minutes = _schedules_kept(
                 existing, schedules, schedule_lead_minutes)
+            instance.workload = workload
+            instance.min_hit_rate = min_hit_rate
+            instance.scale_down_enabled = scale_down_enabled
+            if maxmemory_policy:
+                instance.maxmemory_policy = maxmemory_policy
             instance.addon_id = resolved.addon.id
             instance.addon_name = resolved.addon.name
             instance.redis_url = resolved.redis_url

@@ -48,10 +48,15 @@ def _schedules(specs, lead, by_name, service):
 
 
 def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshold=80, metric_rate="30s",
-                   scaling_rate="1m", min_plan=None, max_plan=None, change_delay=60, schedules=(), schedule_lead=10):
+                   scaling_rate="1m", min_plan=None, max_plan=None, change_delay=60, schedules=(), schedule_lead=10,
+                   workload="queue", min_hit_rate=90, scale_down=True):
     for option, value in (("--memory-threshold", memory_threshold), ("--connection-threshold", connection_threshold)):
         if not 1 <= value <= 100:
             raise SimulationInputError(f"{option}: must be from 1 to 100, not {value}")
+    if workload not in RedisInstance.Workload.values:
+        raise SimulationInputError(f"--workload: must be queue or cache, not {workload!r}")
+    if not 1 <= min_hit_rate <= 100:
+        raise SimulationInputError(f"--min-hit-rate: must be from 1 to 100, not {min_hit_rate}")
     if not 0 <= change_delay <= MAX_CHANGE_DELAY:
         raise SimulationInputError(f"--change-delay: must be from 0 to {MAX_CHANGE_DELAY} seconds, not {change_delay}")
     by_name = engine_plans_by_name()
@@ -74,7 +79,8 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     # The options describe an instance, and the engine sees it as it would see a registered one.
     instance = RedisInstance(memory_threshold=memory_threshold, connection_threshold=connection_threshold,
                              metric_rate=METRIC_RATES[metric_rate], scaling_rate=SCALING_RATES[scaling_rate],
-                             schedules=schedules, schedule_lead_minutes=schedule_lead)
+                             schedules=schedules, schedule_lead_minutes=schedule_lead,
+                             workload=workload, min_hit_rate=min_hit_rate, scale_down_enabled=scale_down)
     common = dict(
         trace=trace, ladder=ladder, policy=engine_policy(instance),
         metric_rate=timedelta(seconds=instance.metric_rate), scaling_interval=timedelta(seconds=instance.scaling_rate),

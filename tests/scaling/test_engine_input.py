@@ -108,3 +108,25 @@ def test_an_instance_with_a_bad_schedule_does_not_validate(plans, schedules, mes
     instance.schedules = schedules
     with pytest.raises(ValidationError, match=message):
         instance.full_clean()
+
+
+def test_the_engine_policy_carries_the_workload_min_hit_rate_and_scale_in_protection():
+    from scaling.models import RedisInstance
+    from scaling.services.engine_input import engine_policy
+
+    policy = engine_policy(RedisInstance(memory_threshold=80, connection_threshold=70, scaling_rate=300,
+                                         workload="cache", min_hit_rate=85, scale_down_enabled=False))
+    assert (policy.workload, policy.min_hit_rate, policy.scale_down) == ("cache", 85, False)
+    assert engine_policy(RedisInstance(memory_threshold=80, connection_threshold=70, scaling_rate=60)).workload == "queue"
+
+
+@pytest.mark.django_db
+def test_stored_hit_and_miss_counters_reach_the_engine(plans):
+    from scaling.services.engine_input import engine_samples
+
+    instance = make_instance(name="cache", workload="cache")
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=dt_timezone.utc)
+    MetricLog.objects.create(instance=instance, plan=instance.current_plan, slot=at, collected_at=at,
+                             used_memory=10, connected_clients=2, keyspace_hits=900, keyspace_misses=100)
+    [sample] = engine_samples(MetricLog.objects.filter(instance=instance).select_related("plan"))
+    assert (sample.keyspace_hits, sample.keyspace_misses) == (900, 100)

@@ -636,6 +636,7 @@ def test_redis_info_parses_a_real_looking_reply():
         "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:26214400\r\n"
         "maxmemory_policy:noeviction\r\n\r\n# Clients\r\nconnected_clients:12\r\nmaxclients:40\r\n\r\n"
         "# Stats\r\ninstantaneous_ops_per_sec:250\r\nrejected_connections:2\r\nevicted_keys:17\r\n"
+        "keyspace_hits:900\r\nkeyspace_misses:100\r\n"
     )
 
     assert RedisInfo.from_info_text(text.encode()) == RedisInfo(
@@ -646,6 +647,9 @@ def test_redis_info_parses_a_real_looking_reply():
         evicted_keys=17,
         rejected_connections=2,
         ops_per_sec=250,
+        keyspace_hits=900,
+        keyspace_misses=100,
+        maxmemory_policy="noeviction",
         warnings=(),
     )
 

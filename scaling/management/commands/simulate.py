@@ -12,7 +12,8 @@ def _duration(seconds):
 
 
 class Command(BaseCommand):
-    help = "Replay a recorded load (CSV: timestamp,used_memory,connected_clients) through the scaling engine, offline."
+    help = ("Replay a recorded load (CSV: timestamp,used_memory,connected_clients, optionally evicted_keys,"
+            "rejected_connections,keyspace_hits,keyspace_misses) through the scaling engine, offline.")
 
     def add_arguments(self, parser):
         parser.add_argument("trace", metavar="TRACE.csv")
@@ -28,6 +29,11 @@ class Command(BaseCommand):
                             help="a minimum plan during a window, e.g. \"mon-fri 08:00-18:00 UTC premium-2\" (repeatable)")
         parser.add_argument("--schedule-lead", default="10", metavar="MIN",
                             help="minutes before a scheduled window its plan should be up (default 10)")
+        parser.add_argument("--workload", choices=["queue", "cache"], default="queue",
+                            help="cache: evictions are normal, scaled up on a hit rate under --min-hit-rate")
+        parser.add_argument("--min-hit-rate", type=int, default=90, help="a cache's hit rate %% to keep (default 90)")
+        parser.add_argument("--no-scale-down", dest="scale_down", action="store_false",
+                            help="scale-in protection: the plan only ever moves up")
         parser.add_argument("--json", action="store_true", help="one JSON object instead of the report")
 
     def handle(self, *args, **options):
@@ -38,6 +44,8 @@ class Command(BaseCommand):
                 scaling_rate=options["scaling_rate"], min_plan=options["min_plan"], max_plan=options["max_plan"],
                 change_delay=options["change_delay"], schedules=options["schedule"],
                 schedule_lead=options["schedule_lead"],
+                change_delay=options["change_delay"], workload=options["workload"],
+                min_hit_rate=options["min_hit_rate"], scale_down=options["scale_down"],
             )
         except SimulationInputError as error:
             raise CommandError(str(error), returncode=2) from None
