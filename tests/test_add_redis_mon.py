@@ -591,7 +591,7 @@ def test_the_workload_is_suggested_from_the_eviction_policy_and_says_why(cli, da
     with redis_server.client() as admin:
         admin.config_set("maxmemory-policy", "allkeys-lru")
     try:
-        result = cli(stdin=lines("orders", "shop", *[""] * 11, "", "95", "", ""))
+        result = cli(stdin=lines("orders", "shop", *[""] * 12, "", "95", "", ""))
     finally:
         with redis_server.client() as admin:
             admin.config_set("maxmemory-policy", "noeviction")

@@ -72,6 +72,7 @@ def test_a_person_adds_schedules_after_the_plan_range_and_typos_are_asked_again(
         "",                              # no more
         "x", "15",                       # lead: typo, then 15
         "", "", "",                      # notifications
+        "", "",                          # workload, scale down
         "",                              # Save?
     )
     result = cli(stdin=answers)

@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 scaling_rate=options["scaling_rate"], min_plan=options["min_plan"], max_plan=options["max_plan"],
                 change_delay=options["change_delay"], schedules=options["schedule"],
                 schedule_lead=options["schedule_lead"],
-                change_delay=options["change_delay"], workload=options["workload"],
+                workload=options["workload"],
                 min_hit_rate=options["min_hit_rate"], scale_down=options["scale_down"],
             )
         except SimulationInputError as error:
