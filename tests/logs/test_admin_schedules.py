@@ -25,6 +25,7 @@ def _form(instance, **changes):
         "min_plan": instance.min_plan_id, "max_plan": instance.max_plan_id, "scaling_rate": instance.scaling_rate,
         "notify_breach": "on", "notify_success": "on", "notify_failure": "on",
         "schedules": "", "schedule_lead_minutes": instance.schedule_lead_minutes,
+        "workload": instance.workload, "min_hit_rate": instance.min_hit_rate, "scale_down_enabled": "on",
     }
     data.update(changes)
     return data
