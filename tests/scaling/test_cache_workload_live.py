@@ -7,18 +7,16 @@ good cache registered as a queue goes up at once (every eviction is data lost fo
 which shows the load really evicts."""
 
 import random
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timezone as dt_timezone
 
 import pytest
 
 from django.core import mail
 
 from logs.models import MetricLog, ScalingAction
-from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
-from scaling.services.checks import instance_check_scaling
-from scaling.services.collection import samples_collect
 from tests.factories import make_instance
+from tests.scaling.live import LiveLoop, reader  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -46,32 +44,6 @@ class CacheLoad:
                 self.cold += 1
                 pipe.set(f"cold:{self.cold}", b"c" * 4096)
             pipe.execute()
-
-
-class Loop:
-    """The load every 30 s, a sample every 30 s and a check every 60 s of simulated time."""
-
-    def __init__(self, instance, reader, load):
-        self.instance, self.reader, self.load, self.now = instance, reader, load, T0
-
-    def run(self, seconds):
-        for _ in range(int(seconds // 30)):
-            self.load.tick()
-            self.now += timedelta(seconds=30)
-            samples_collect(due=[(self.instance.pk, self.now)], reader=self.reader, now_fn=lambda: self.now)
-            if int((self.now - T0).total_seconds()) % 60 == 0:
-                instance_check_scaling(instance_id=self.instance.pk, now=self.now)
-        return self
-
-    @property
-    def plan(self):
-        return RedisInstance.objects.get(pk=self.instance.pk).current_plan.plan_name
-
-
-@pytest.fixture
-def reader():
-    with RedisMetricsReader(connect_timeout=2, read_timeout=2) as reader:
-        yield reader
 
 
 def _watched(heroku, server, *, name, **fields):
@@ -102,7 +74,7 @@ def test_a_cache_with_a_good_hit_rate_stays_on_its_plan_while_it_evicts(plans, h
     # 4 MB of one-off keys a tick fill the 50 MB in about six minutes; then it evicts them.
     load = CacheLoad(server.client(), hot_keys=200, reads=400, cold_writes=1000)
 
-    loop = Loop(instance, reader, load).run(25 * 60)
+    loop = LiveLoop(instance, reader, start=T0, tick=load.tick).run(25 * 60)
 
     hit_rate, evicted = _hit_rate_and_evictions(instance)
     assert evicted > 1000 and hit_rate > 95, (evicted, hit_rate)
@@ -119,7 +91,7 @@ def test_the_same_load_on_a_queue_is_data_dropped_and_goes_up(plans, heroku, red
     instance = _watched(heroku, server, name="queue", workload="queue")
     load = CacheLoad(server.client(), hot_keys=200, reads=400, cold_writes=1000)
 
-    loop = Loop(instance, reader, load).run(9 * 60)
+    loop = LiveLoop(instance, reader, start=T0, tick=load.tick).run(9 * 60)
 
     assert heroku.count("PATCH") >= 1 and loop.plan != "heroku-redis:premium-0"
     assert ScalingAction.objects.filter(instance=instance, direction="up").first().reason.startswith(
@@ -133,7 +105,7 @@ def test_a_cache_whose_working_set_outgrows_it_goes_up_on_its_hit_rate(plans, he
     # 20,000 keys of 4 KiB (80 MB) read at random through a 50 MB cache: many reads miss.
     load = CacheLoad(server.client(), hot_keys=20_000, reads=3000, value_size=4096)
 
-    loop = Loop(instance, reader, load).run(7 * 60)
+    loop = LiveLoop(instance, reader, start=T0, tick=load.tick).run(7 * 60)
 
     # The fake Heroku does not grow the server, so its hit rate stays poor and it keeps
     # climbing: the first change is the one this load decides.

@@ -6,12 +6,10 @@ from django.utils import timezone
 
 from logs.models import ScalingAction
 from notifications.models import Notification
-from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
-from scaling.services.checks import instance_check_scaling
-from scaling.services.collection import samples_collect
 from scaling.services.reconcile import addons_reconcile
 from tests.factories import make_instance
+from tests.scaling.live import LiveLoop, reader  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -87,31 +85,6 @@ def test_an_addon_gone_for_good_is_reported_and_changes_nothing(plans, heroku, c
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)
 
 
-class Loop:
-    """Samples every 30 s and checks every 60 s of simulated time against a real Redis."""
-
-    def __init__(self, instance, reader, start=T0):
-        self.instance, self.reader, self.now, self.outcomes = instance, reader, start, []
-
-    def run(self, seconds):
-        for _ in range(int(seconds // 30)):
-            self.now += timedelta(seconds=30)
-            samples_collect(due=[(self.instance.pk, self.now)], reader=self.reader, now_fn=lambda: self.now)
-            if int((self.now - T0).total_seconds()) % 60 == 0:
-                self.outcomes.append((self.now, instance_check_scaling(instance_id=self.instance.pk, now=self.now)))
-        return self
-
-    @property
-    def plan(self):
-        return RedisInstance.objects.get(pk=self.instance.pk).current_plan.plan_name
-
-
-@pytest.fixture
-def reader():
-    with RedisMetricsReader(connect_timeout=2, read_timeout=2) as reader:
-        yield reader
-
-
 def _watched(heroku, server, *, min_plan, max_plan, plan="heroku-redis:premium-1"):
     addon = heroku.add_redis_addon("queue-app", plan=plan, url=server.url)
     instance = make_instance(name="queue", app_name="queue-app", plan=plan, min_plan=min_plan, max_plan=max_plan,
@@ -129,7 +102,7 @@ def test_a_plan_raised_by_hand_above_the_max_is_adopted_and_comes_down_only_by_t
     margin. The operator is told once that the plan is outside the range."""
     instance, addon = _watched(heroku, redis_server_factory(), min_plan="heroku-redis:premium-1",
                                max_plan="heroku-redis:premium-2")
-    loop = Loop(instance, reader).run(20 * 60)  # a long quiet history on premium-1, the min plan
+    loop = LiveLoop(instance, reader, start=T0).run(20 * 60)  # a long quiet history on premium-1, the min plan
     assert heroku.count("PATCH") == 0
     heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-4")
 
@@ -162,7 +135,7 @@ def test_a_plan_lowered_by_hand_below_the_min_is_raised_into_the_range_at_the_ne
     up is safe, so the first check on the adopted plan raises it at once (and says so once)."""
     instance, addon = _watched(heroku, redis_server_factory(), min_plan="heroku-redis:premium-1",
                                max_plan="heroku-redis:premium-3")
-    loop = Loop(instance, reader).run(5 * 60)
+    loop = LiveLoop(instance, reader, start=T0).run(5 * 60)
     heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-0")
     assert addons_reconcile(now=loop.now).adopted == 1
     loop.run(2 * 60)
