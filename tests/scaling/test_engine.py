@@ -386,7 +386,12 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule(case: Case):
-    d = run(case)
+    assert_decides(case, run(case), tolerance=0.05)
+
+
+def assert_decides(case: Case, d, *, tolerance):
+    """The decision is the case's: action, target, flags, rule and the named fields (floats
+    within `tolerance`), with a one-line reason."""
     assert d.action == case.action, d.reason
     assert (d.target.name if d.target else None) == case.target, d.reason
     assert d.breaching is case.breaching, d.reason
@@ -396,7 +401,7 @@ def test_rule(case: Case):
     for path, expected in case.fields.items():
         value = attribute(d, path)
         if isinstance(expected, float):
-            assert value == pytest.approx(expected, abs=0.05), (path, d.reason)
+            assert value == pytest.approx(expected, abs=tolerance), (path, d.reason)
         else:
             assert value == expected, (path, d.reason)
     assert d.reason and "\n" not in d.reason
