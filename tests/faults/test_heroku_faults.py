@@ -53,6 +53,19 @@ def _actions(instance):
     return list(ScalingAction.objects.filter(instance=instance).order_by("created_at"))
 
 
+def _assert_scaled_up_once_after_waiting(scene, heroku):
+    """The faulty instance's change, left pending by a doubtful look, succeeded at the next:
+    one PATCH, one success mail, no failure mail; samples and the healthy neighbour untouched."""
+    assert patches(heroku, scene.faulty) == 1
+    [action] = _actions(scene.faulty)
+    assert action.status == "succeeded" and _plan(scene.faulty) == UP
+    assert scene.loop.outcome_names(scene.faulty)[:4] == ["stay", "pending", "pending", "succeeded"]
+    assert not mails_about(scene.faulty, "failed")
+    assert len(mails_about(scene.faulty, "scaled up")) == 1
+    _assert_samples_untouched(scene)
+    _assert_healthy_scaled_up(scene, heroku)
+
+
 def _assert_healthy_scaled_up(scene, heroku):
     """The neighbour breached at the same check and was scaled up once, normally."""
     assert_healthy(scene.loop, scene.healthy, plan=UP, outcomes=("stay", "pending", "succeeded"))
@@ -199,14 +212,7 @@ def test_a_patch_answered_after_the_clients_timeout_is_never_sent_again(plans, h
     heroku.set_plan_by_hand(scene.faulty.addon["id"], UP)  # the PATCH lands, 70 s after it was sent
     scene.loop.run(3 * 60)
 
-    assert patches(heroku, scene.faulty) == 1
-    [action] = _actions(scene.faulty)
-    assert action.status == "succeeded" and _plan(scene.faulty) == UP
-    assert scene.loop.outcome_names(scene.faulty)[:4] == ["stay", "pending", "pending", "succeeded"]
-    assert not mails_about(scene.faulty, "failed")
-    assert len(mails_about(scene.faulty, "scaled up")) == 1
-    _assert_samples_untouched(scene)
-    _assert_healthy_scaled_up(scene, heroku)
+    _assert_scaled_up_once_after_waiting(scene, heroku)
 
 
 def test_after_the_provisioning_timeout_an_addon_on_the_target_plan_is_a_success(plans, heroku, info_server, reader):
@@ -266,14 +272,7 @@ def test_following_read_fails_while_the_plan_is_provisioning(plans, heroku, info
     assert action.status == "pending" and REASON[status] in action.error
     scene.loop.run(3 * 60)
 
-    assert patches(heroku, scene.faulty) == 1
-    [action] = _actions(scene.faulty)
-    assert action.status == "succeeded" and _plan(scene.faulty) == UP
-    assert scene.loop.outcome_names(scene.faulty)[:4] == ["stay", "pending", "pending", "succeeded"]
-    assert not mails_about(scene.faulty, "failed")
-    assert len(mails_about(scene.faulty, "scaled up")) == 1
-    _assert_samples_untouched(scene)
-    _assert_healthy_scaled_up(scene, heroku)
+    _assert_scaled_up_once_after_waiting(scene, heroku)
 
 
 def test_the_refresh_after_a_plan_change_fails(plans, heroku, info_server, reader):
