@@ -75,6 +75,19 @@ class AddOn:
     config_vars: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class PlanPrice:
+    """A plan of an add-on service as Heroku lists it: its full name and its price in
+    `cents` per `unit` (`None` where Heroku gave none, or not a whole number: `has_price` tells
+    which); `contract`: negotiated outside the add-on billing."""
+
+    name: str
+    cents: int | None
+    unit: str | None
+    contract: bool
+    has_price: bool = True
+
+
 # --- Errors ----------------------------------------------------------------------------
 
 
@@ -242,6 +255,11 @@ class HerokuClient:
             # Heroku said 2xx: the change was most likely accepted, only its answer is unusable.
             error.outcome_unknown = True
             raise
+
+    def list_service_plans(self, service) -> list[PlanPrice]:
+        """The plans of an add-on service (`heroku-redis`) with their prices, all pages."""
+        path = f"/addon-services/{_seg(service)}/plans"
+        return [_plan_price(item, "GET", path) for item in self._list(path)]
 
     def fetch_rate_limit(self) -> int:
         """The account's remaining calls. Free: Heroku does not count this call."""
@@ -446,4 +464,19 @@ def _addon(data, method, path) -> AddOn:
         plan_name=_field(data, "plan.name", method, path),
         state=_field(data, "state", method, path),
         config_vars=tuple(config_vars),
+    )
+
+
+def _plan_price(data, method, path) -> PlanPrice:
+    """The price as Heroku gave it; whether it is a usable monthly price is the caller's call."""
+    if not isinstance(data, dict):
+        raise HerokuBadResponse(method, path, "a plan is not a JSON object", status=200)
+    price = data.get("price") if isinstance(data.get("price"), dict) else {}
+    cents, unit = price.get("cents"), price.get("unit")
+    return PlanPrice(
+        name=_field(data, "name", method, path),
+        cents=cents if isinstance(cents, int) and not isinstance(cents, bool) else None,
+        unit=unit if isinstance(unit, str) else None,
+        contract=price.get("contract") is True,
+        has_price=bool(price),
     )

@@ -13,6 +13,7 @@ from scaling.schedules import MAX_LEAD_MINUTES, ScheduleError, parse_schedule
 
 MIB = 1024 * 1024
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+UNCONFIRMED_PRICE = "unconfirmed price"  # the marker beside a price nobody confirmed
 
 
 class RedisPlan(models.Model):
@@ -27,6 +28,14 @@ class RedisPlan(models.Model):
     conn_limit = models.IntegerField(help_text="Connection limit; -1 means unlimited")
     cost = models.DecimalField(max_digits=10, decimal_places=2, help_text="Monthly price in USD")
     source = models.CharField(max_length=300, blank=True, help_text="Where the figures come from")
+    # Where the price comes from: "Heroku Platform API" (load_plans --from-heroku) or a named
+    # source of the static data; nobody confirmed it unless price_confirmed.
+    HEROKU_PRICE_SOURCE = "Heroku Platform API"
+    price_source = models.CharField(max_length=200, blank=True, help_text="Where the price comes from")
+    price_confirmed = models.BooleanField(
+        default=False, help_text="The price was read from Heroku or confirmed by its source; if not, it is a guess")
+    price_fetched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the price was read from Heroku (empty: from the static data)")
 
     class Meta:
         ordering = ["service_name", "mem_limit", "cost"]
@@ -69,9 +78,14 @@ class RedisPlan(models.Model):
     def unlimited_connections(self):
         return self.conn_limit == self.UNLIMITED
 
+    @property
+    def price_label(self):
+        """The monthly price as people see it, marked when nobody confirmed it."""
+        return f"${self.cost}/month" + ("" if self.price_confirmed else f" ({UNCONFIRMED_PRICE})")
+
     def describe(self):
         conns = "unlimited connections" if self.unlimited_connections else f"{self.conn_limit:,} connections"
-        return f"{self.plan_name} ({self.mem_limit:,} MB, {conns}, ${self.cost}/month)"
+        return f"{self.plan_name} ({self.mem_limit:,} MB, {conns}, {self.price_label})"
 
 
 def validate_schedule_specs(value):

@@ -60,3 +60,11 @@ def follow_later(action_id):
 def reconcile_addons():
     result = addons_reconcile(now=timezone.now())
     return {"checked": result.checked, "adopted": result.adopted}
+
+
+@shared_task(name="scaling.refresh_plan_prices")
+def refresh_plan_prices():
+    from scaling.services.plan_prices import plan_prices_refresh
+
+    result = plan_prices_refresh(now=timezone.now())
+    return result and {"confirmed": result.confirmed, "changed": len(result.changed), "unknown": len(result.unknown)}

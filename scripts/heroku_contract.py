@@ -40,6 +40,7 @@ ENDPOINTS = (
     "GET /apps/{app}/addons/{addon}",
     "PATCH /apps/{app}/addons/{addon}",
     "GET /apps/{app}/config-vars",
+    "GET /addon-services/{service}/plans",
 )
 
 _SCHEMA_PARAM = re.compile(r"\{\([^)]*\)\}")

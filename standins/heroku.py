@@ -268,6 +268,11 @@ class FakeHeroku:
         self.addons = {}  # id -> add-on state (see add_redis_addon)
         self.config = {}  # app name -> {config var: value}
         self.invalid_plans = set()
+        # The plans and prices GET /addon-services/{service}/plans lists: plan name ->
+        # {"cents": int, "unit": "month", "contract": False}, or None for a plan listed without
+        # a price (set_plan_price). A service is known when a plan of it is in the table or it
+        # is one of KNOWN_SERVICES.
+        self.plan_prices = {}
         self.plan_change_seconds = 0
         self.timeout_seconds = 30  # how long serve() holds a "timeout" before dropping it
         self.served_url = None  # set by serve()
@@ -330,6 +335,10 @@ class FakeHeroku:
     def mark_plan_invalid(self, plan):
         """PATCHing an add-on to `plan` answers 422 invalid_params."""
         self.invalid_plans.add(plan)
+
+    def set_plan_price(self, plan, cents, *, unit="month", contract=False):
+        """Heroku lists `plan` (`service:plan`) at `cents` per `unit`; `cents=None`: without a price."""
+        self.plan_prices[plan] = None if cents is None else {"cents": cents, "unit": unit, "contract": contract}
 
     def drain_rate_limit(self, to=0):
         with self._lock:
@@ -506,6 +515,14 @@ class FakeHeroku:
             return _not_found("app")
         return 200, dict(self.config.get(app["name"], {})), {}
 
+    def _list_service_plans(self, params, headers, body):
+        service = params[0]
+        plans = [{"id": _uuid_for("plan:" + name), "name": name, "service": service, "price": price}
+                 for name, price in self.plan_prices.items() if name.startswith(service + ":")]
+        if not plans and service not in KNOWN_SERVICES:
+            return _not_found("add-on service")
+        return self._page(plans, headers, self._plan_json)
+
     def _get_rate_limits(self, params, headers, body):
         return 200, {"remaining": self._remaining()}, {}
 
@@ -553,6 +570,20 @@ class FakeHeroku:
             "updated_at": addon["updated_at"],
             "web_url": f"https://addons-sso.heroku.com/apps/{app['id']}/addons/{addon['id']}",
         }
+
+    def _plan_json(self, plan):
+        """A plan as the `plan` definition describes it; `price` left out when the table says None."""
+        data = {
+            "addon_service": {"id": _uuid_for("service:" + plan["service"]), "name": plan["service"]},
+            "compliance": None, "created_at": "2020-01-01T00:00:00Z", "default": False,
+            "description": plan["name"], "human_name": plan["name"].split(":", 1)[1], "id": plan["id"],
+            "installable_inside_private_network": False, "installable_outside_private_network": True,
+            "name": plan["name"], "space_default": False, "state": "public",
+            "updated_at": "2020-01-01T00:00:00Z", "visible": True,
+        }
+        if plan["price"] is not None:
+            data["price"] = dict(plan["price"])
+        return data
 
     def _page(self, items, headers, render):
         """Heroku's Range pagination: `Range: <field> [start]..[end][; max=N][, order=desc]`;
@@ -716,7 +747,9 @@ _HANDLERS = {  # (method, schema href) -> FakeHeroku method; the contract's ENDP
     ("PATCH", f"{_APP}/addons/{_ADDON}"): "_patch_app_addon",
     ("GET", f"{_APP}/config-vars"): "_get_config_vars",
     ("GET", "/account/rate-limits"): "_get_rate_limits",
+    ("GET", "/addon-services/{(%23%2Fdefinitions%2Fadd-on-service%2Fdefinitions%2Fidentity)}/plans"): "_list_service_plans",
 }
+KNOWN_SERVICES = ("heroku-redis", "rediscloud")  # answer an empty plan list rather than 404
 # The live API answers add-on state "deprovisioning", which the schema's enum lacks
 # (Heroku's schema README in ../shared/heroku): a fake add-on in that state is not the fake's mistake.
 _KNOWN_LIVE_DIFFERENCE = re.compile(r"state: 'deprovisioning' is not one of")

@@ -12,6 +12,8 @@ PERIODIC_TASKS = {
     "autoscaler: prune old samples": ("logs.prune_metrics", 1, IntervalSchedule.HOURS),
     # Mails only with WEEKLY_SUMMARY=true, once per week (the week is claimed).
     "autoscaler: weekly summary": ("operations.weekly_summary", 1, IntervalSchedule.HOURS),
+    # Plan prices from Heroku (load_plans --from-heroku); does nothing without a Heroku key.
+    "autoscaler: refresh plan prices from Heroku": ("scaling.refresh_plan_prices", 1, IntervalSchedule.DAYS),
 }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 
 from scaling.models import RedisPlan
@@ -21,6 +21,7 @@ MAX_PLAN_NAME = 128
 # Plans that live only in Private / Shield Spaces form their own ladder: an add-on cannot
 # move between them and the Common Runtime plans.
 SEPARATE_FAMILIES = ("private", "shield")
+PRICE_CONFIRMED_VALUES = {"yes": True, "no": False, "": False}  # price_confirmed column (absent: no)
 
 
 class PlanDataError(Exception):
@@ -36,6 +37,8 @@ class PlanRow:
     conn_limit: int
     cost: Decimal
     source: str
+    price_source: str = ""
+    price_confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ def _data_lines(text):
             yield number, line
 
 
-def plan_rows_parse(*, text):
-    """Every row of a plan CSV, or PlanDataError naming each bad line (nothing half-read)."""
+def plan_rows_parse(*, text, default_price_source=""):
+    """Every row of a plan CSV, or PlanDataError naming each bad line (nothing half-read).
+    A CSV without a price_source column names `default_price_source` (its file) instead."""
     lines = list(_data_lines(text))
     if not lines:
         raise PlanDataError("line 1: the file is empty; expected the header " + ",".join(REQUIRED_COLUMNS))
@@ -71,7 +75,7 @@ def plan_rows_parse(*, text):
             continue
         record = {column: value.strip() for column, value in zip(columns, values)}
         try:
-            row = _plan_row(number, record)
+            row = _plan_row(number, record, default_price_source)
         except PlanDataError as error:
             problems.append(str(error))
             continue
@@ -87,7 +91,7 @@ def plan_rows_parse(*, text):
     return rows
 
 
-def _plan_row(number, record):
+def _plan_row(number, record, default_price_source=""):
     service, plan = record["service_name"], record["plan_name"]
     if len(service) > MAX_SERVICE_NAME:
         raise PlanDataError(f"line {number}: service_name is longer than {MAX_SERVICE_NAME} characters")
@@ -121,9 +125,15 @@ def _plan_row(number, record):
     if not cost.is_finite() or cost < 0 or cost >= Decimal("1e8"):
         raise PlanDataError(f"line {number}: cost must be a price of 0 or more and below 100000000, not {_clip(record['cost'])}")
     source = record.get("source", "")
-    if not source.isprintable():
-        raise PlanDataError(f"line {number}: source holds control characters")
-    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), source)
+    price_source = record.get("price_source") or default_price_source
+    for column, text in (("source", source), ("price_source", price_source)):
+        if not text.isprintable():
+            raise PlanDataError(f"line {number}: {column} holds control characters")
+    confirmed = record.get("price_confirmed", "").lower()
+    if confirmed not in PRICE_CONFIRMED_VALUES:
+        raise PlanDataError(f"line {number}: price_confirmed must be yes or no, not {_clip(repr(confirmed))}")
+    return PlanRow(number, service, plan, mem_limit, conn_limit, cost.quantize(Decimal("0.01")), source,
+                   price_source, PRICE_CONFIRMED_VALUES[confirmed])
 
 
 def _printable(text):
@@ -145,7 +155,7 @@ def plans_load(*, path=None):
         raise PlanDataError(f"{_printable(path)}: cannot be read ({error.__class__.__name__}: {getattr(error, 'strerror', None) or error})") from None
     except ValueError:  # a NUL byte in the path
         raise PlanDataError(f"{_printable(path)}: cannot be read (not a usable file name)") from None
-    rows = plan_rows_parse(text=text)
+    rows = plan_rows_parse(text=text, default_price_source=_printable(path.name)[:200])
     existing = {plan.plan_name: plan for plan in RedisPlan.objects.select_for_update().filter(plan_name__in=[r.plan_name for r in rows])}
     created = updated = unchanged = 0
     for row in rows:
@@ -153,10 +163,12 @@ def plans_load(*, path=None):
             "service_name": row.service_name,
             "mem_limit": row.mem_limit,
             "conn_limit": row.conn_limit,
-            "cost": row.cost,
             "source": row.source[:300],
         }
         plan = existing.get(row.plan_name)
+        if not keeps_heroku_price(plan=plan, row=row):
+            values |= {"cost": row.cost, "price_source": row.price_source[:200],
+                       "price_confirmed": row.price_confirmed, "price_fetched_at": None}
         if plan is None:
             RedisPlan.objects.create(plan_name=row.plan_name, **values)
             created += 1
@@ -177,6 +189,12 @@ def plans_load(*, path=None):
 
     engine_ladders_forget()
     return PlanLoadResult(created=created, updated=updated, unchanged=unchanged)
+
+
+def keeps_heroku_price(*, plan, row):
+    """A price read from Heroku is not replaced by a static price nobody confirmed (initialize.sh
+    loads the bundled data at every release); a confirmed one replaces it."""
+    return plan is not None and plan.price_source == RedisPlan.HEROKU_PRICE_SOURCE and not row.price_confirmed
 
 
 def instance_plan_range_problems():
@@ -216,3 +234,16 @@ def plan_ladder(*, plan):
         if plan_family(candidate) == family
     ]
 
+
+
+def plan_prices_unconfirmed(*, plan_names):
+    """Of `plan_names`, those whose price nobody confirmed, sorted: from the database, or from
+    the bundled plan data where the database has none of them (simulate on a fresh clone)."""
+    try:
+        confirmed = dict(RedisPlan.objects.filter(plan_name__in=plan_names).values_list("plan_name", "price_confirmed"))
+    except DatabaseError:
+        confirmed = {}
+    if not confirmed:
+        rows = plan_rows_parse(text=DEFAULT_PLANS_CSV.read_text())
+        confirmed = {row.plan_name: row.price_confirmed for row in rows if row.plan_name in plan_names}
+    return tuple(sorted(name for name in plan_names if not confirmed.get(name, False)))

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from scaling import engine, schedules as schedule_specs, simulation
 from scaling.models import RedisInstance
+from scaling.services.plans import plan_prices_unconfirmed
 from scaling.services.engine_input import METRIC_RATES, SCALING_RATES, engine_ladder_named, engine_plans_by_name, engine_policy
 
 MAX_CHANGE_DELAY = 86400  # a plan change lands within minutes; past a day is a typo (and overflowed dates)
@@ -21,6 +22,7 @@ class SimulationReport:
     policy: engine.Policy  # as engine_input builds it for an instance with these settings
     fixed_max: simulation.SimulationResult  # what staying on the max plan would cost
     fixed_start: simulation.SimulationResult  # what staying on the start plan would drop
+    unconfirmed_prices: tuple = ()  # plans of the three runs whose price nobody confirmed
 
 
 def _plan(name, by_name, service=None, option="--plan"):
@@ -89,4 +91,6 @@ def trace_simulate(*, trace_path, plan, memory_threshold=80, connection_threshol
     result = simulation.simulate(start_plan=start, min_plan=low, max_plan=high, **common)
     fixed_max = simulation.simulate(start_plan=high, min_plan=high, max_plan=high, **common)
     fixed_start = simulation.simulate(start_plan=start, min_plan=start, max_plan=start, **common)
-    return SimulationReport(result=result, start_plan=start, policy=common["policy"], fixed_max=fixed_max, fixed_start=fixed_start)
+    used = {start.name, high.name, *(change.to_plan for change in result.plan_changes)}
+    return SimulationReport(result=result, start_plan=start, policy=common["policy"], fixed_max=fixed_max,
+                            fixed_start=fixed_start, unconfirmed_prices=plan_prices_unconfirmed(plan_names=used))

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from scaling.models import UNCONFIRMED_PRICE
 from scaling.services.engine_input import METRIC_RATES, SCALING_RATES
 from scaling.services.simulate import SimulationInputError, trace_simulate
 
@@ -67,5 +68,8 @@ class Command(BaseCommand):
             write(f"{label:44}{'$' + format(run.cost, '.2f'):>10}{_duration(run.seconds_over_threshold):>16}{_duration(run.seconds_over_capacity):>15}")
         write("")
         write(f"Final plan: {result.final_plan.name}")
+        if report.unconfirmed_prices:
+            write(f"{UNCONFIRMED_PRICE.capitalize()}s in these costs (nobody confirmed them; load_plans --from-heroku "
+                  f"reads Heroku's): {', '.join(name.split(':', 1)[1] for name in report.unconfirmed_prices)}")
         write(f"Saved against the max plan: ${report.fixed_max.cost - result.cost:.2f}; "
               f"time over capacity avoided against the start plan: {_duration(report.fixed_start.seconds_over_capacity - result.seconds_over_capacity)}")
