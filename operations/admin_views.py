@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from operations.cost import PRICING, BadReportWindow, cents, cost_report_build, report_window
+from scaling.models import UNCONFIRMED_PRICE
 
 
 def month_to_date_costs(*, now):
@@ -32,6 +33,7 @@ def cost_report_view(request):
             "cost": cents(row.cost), "cost_at_max_plan": cents(row.cost_at_max_plan), "max_plan": row.max_plan,
             "cost_at_highest_plan": cents(row.cost_at_highest_plan), "highest_plan": row.highest_plan,
             "savings": cents(row.savings),
+            "unconfirmed_prices": [name.split(":", 1)[-1] for name in row.unconfirmed_prices],
         }
         for row in (report.instances if report else [])
     ]
@@ -40,7 +42,8 @@ def cost_report_view(request):
         **admin.site.each_context(request),
         "title": "Cost report",
         "subtitle": None,
-        "report": report, "rows": rows, "totals": totals, "error": error, "pricing": PRICING,
+        "report": report, "rows": rows, "unconfirmed_price": UNCONFIRMED_PRICE,
+        "unconfirmed_prices": [name.split(":", 1)[-1] for name in report.unconfirmed_prices] if report else [], "totals": totals, "error": error, "pricing": PRICING,
         "since_text": since_text, "until_text": until_text,
     }
     return TemplateResponse(request, "operations/admin/cost_report.html", context)

@@ -49,14 +49,18 @@ class _Plan:
     name: str
     cost: Decimal
     rank: tuple
+    price_confirmed: bool
+
+
+PLAN_FIELDS = ("plan_name", "cost", "mem_limit", "price_confirmed")
 
 
 def _plan_fields(prefix):
-    return [f"{prefix}__plan_name", f"{prefix}__cost", f"{prefix}__mem_limit"]
+    return [f"{prefix}__{name}" for name in PLAN_FIELDS]
 
 
-def _plan(name, cost, mem_limit):
-    return _Plan(name, cost, (mem_limit, cost))
+def _plan(name, cost, mem_limit, price_confirmed):
+    return _Plan(name, cost, (mem_limit, cost), price_confirmed)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class PlanPeriod:
     end: datetime
     seconds: Decimal
     cost: Decimal
+    price_confirmed: bool
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class InstanceCost:
     cost: Decimal
     cost_at_max_plan: Decimal
     cost_at_highest_plan: Decimal
+    unconfirmed_prices: tuple = ()  # plans of these figures whose price nobody confirmed
 
     @property
     def savings(self):
@@ -99,6 +105,10 @@ class CostReport:
     def total(self, name):
         return sum((getattr(row, name) for row in self.instances), Decimal(0))
 
+    @property
+    def unconfirmed_prices(self):
+        return tuple(sorted({name for row in self.instances for name in row.unconfirmed_prices}))
+
     def as_dict(self):
         """Stable keys (the --json output): dollars rounded to the cent, seconds as numbers."""
         def money(value):
@@ -115,7 +125,8 @@ class CostReport:
                     "app": row.app,
                     "plans": [
                         {"plan": p.plan, "monthly_price": float(p.monthly_price), "from": p.start.isoformat(),
-                         "to": p.end.isoformat(), "seconds": float(p.seconds), "cost": money(p.cost)}
+                         "to": p.end.isoformat(), "seconds": float(p.seconds), "cost": money(p.cost),
+                         "price_confirmed": p.price_confirmed}
                         for p in row.periods
                     ],
                     "seconds": float(row.seconds),
@@ -126,9 +137,11 @@ class CostReport:
                     "cost_at_highest_plan": money(row.cost_at_highest_plan),
                     "savings": money(row.savings),
                     "savings_vs_highest": money(row.savings_vs_highest),
+                    "unconfirmed_prices": list(row.unconfirmed_prices),
                 }
                 for row in self.instances
             ],
+            "unconfirmed_prices": list(self.unconfirmed_prices),
             "totals": {
                 name: money(self.total(name))
                 for name in ("cost", "cost_at_max_plan", "cost_at_highest_plan", "savings", "savings_vs_highest")
@@ -175,7 +188,9 @@ def _timelines(instance_ids):
     changes = {}
     for instance_id, finished_at, created_at, pk, *plans in actions.values_list(
             "instance_id", "finished_at", "created_at", "pk", *_plan_fields("from_plan"), *_plan_fields("to_plan")):
-        changes.setdefault(instance_id, []).append((finished_at or created_at, pk, _plan(*plans[:3]), _plan(*plans[3:])))
+        width = len(PLAN_FIELDS)
+        changes.setdefault(instance_id, []).append(
+            (finished_at or created_at, pk, _plan(*plans[:width]), _plan(*plans[width:])))
     for rows in changes.values():
         rows.sort()
     return changes
@@ -183,7 +198,7 @@ def _timelines(instance_ids):
 
 def _instance_cost(instance, changes, since, until):
     pk, name, app, created_at, *plans = instance
-    current_plan, max_plan = _plan(*plans[:3]), _plan(*plans[3:])
+    current_plan, max_plan = _plan(*plans[:len(PLAN_FIELDS)]), _plan(*plans[len(PLAN_FIELDS):])
     start = max(created_at, since)
     if start >= until:
         return None
@@ -199,7 +214,7 @@ def _instance_cost(instance, changes, since, until):
     total_seconds = sum((p[3] for p in periods), Decimal(0))
     highest = max((p[0] for p in periods), key=lambda plan: plan.rank)
     priced = [PlanPeriod(plan=plan.name, monthly_price=plan.cost, start=begin, end=end, seconds=seconds,
-                         cost=plan_cost(monthly_price=plan.cost, seconds=seconds))
+                         cost=plan_cost(monthly_price=plan.cost, seconds=seconds), price_confirmed=plan.price_confirmed)
               for plan, begin, end, seconds in periods]
     return InstanceCost(
         instance=name, app=app, periods=priced,
@@ -207,6 +222,8 @@ def _instance_cost(instance, changes, since, until):
         cost=sum((period.cost for period in priced), Decimal(0)),
         cost_at_max_plan=plan_cost(monthly_price=max_plan.cost, seconds=total_seconds),
         cost_at_highest_plan=plan_cost(monthly_price=highest.cost, seconds=total_seconds),
+        unconfirmed_prices=tuple(sorted({plan.name for plan in (*(p[0] for p in periods), max_plan, highest)
+                                         if not plan.price_confirmed})),
     )
 
 

@@ -1,6 +1,7 @@
 """The cost report as text lines (the command, the weekly summary)."""
 
 from operations.cost import PRICING, cents
+from scaling.models import UNCONFIRMED_PRICE
 
 
 def _short(plan_name):
@@ -29,4 +30,12 @@ def cost_report_lines(report):
         f"{'$' + str(cents(report.total('cost_at_max_plan'))):>24} {'$' + str(cents(report.total('cost_at_highest_plan'))):>24} "
         f"{'$' + str(cents(report.total('savings'))):>10}",
     ]
-    return lines
+    return lines + unconfirmed_prices_lines(report)
+
+
+def unconfirmed_prices_lines(report):
+    """A blank line and one naming the plans whose price nobody confirmed, if there are any."""
+    if not report.unconfirmed_prices:
+        return []
+    return ["", f"{UNCONFIRMED_PRICE.capitalize()}s in these figures (nobody confirmed them; "
+                f"load_plans --from-heroku reads Heroku's): {', '.join(map(_short, report.unconfirmed_prices))}"]

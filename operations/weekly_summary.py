@@ -17,6 +17,7 @@ from logs.models import MetricLog, ScalingAction
 from notifications.models import Notification
 from notifications.services import summary_send
 from operations.cost import cents, cost_report_build
+from operations.cost_text import unconfirmed_prices_lines
 from operations.heartbeats import WEEKLY_SUMMARY
 from operations.models import Heartbeat
 from scaling.models import RedisInstance
@@ -48,7 +49,8 @@ def _fmt_duration(seconds):
 
 
 def weekly_summary_lines(*, since, until):
-    report = {row.instance: row for row in cost_report_build(since=since, until=until).instances}
+    cost_report = cost_report_build(since=since, until=until)
+    report = {row.instance: row for row in cost_report.instances}
     window = {"collected_at__gte": since, "collected_at__lt": until}
     breaching = dict(
         MetricLog.objects.filter(instance__isnull=False, error="", **window)
@@ -83,7 +85,7 @@ def weekly_summary_lines(*, since, until):
     if len(lines) == 2:
         lines.append("No instance is registered.")
     lines += ["", f"Total: cost ${cents(total_cost)}, saved ${cents(total_savings)}."]
-    return lines
+    return lines + unconfirmed_prices_lines(cost_report)
 
 
 def weekly_summary_send(*, now):

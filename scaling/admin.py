@@ -49,14 +49,22 @@ class RedisInstanceForm(forms.ModelForm):
 
 @admin.register(RedisPlan)
 class RedisPlanAdmin(admin.ModelAdmin):
-    list_display = ("plan_name", "service_name", "mem_limit", "connections", "cost", "source")
-    list_filter = ("service_name",)
+    list_display = ("plan_name", "service_name", "mem_limit", "connections", "price", "price_provenance", "source")
+    list_filter = ("service_name", "price_confirmed")
     search_fields = ("plan_name", "service_name")
     ordering = ("service_name", "mem_limit", "cost")
 
     @admin.display(description="connections", ordering="conn_limit")
     def connections(self, plan):
         return "unlimited" if plan.unlimited_connections else plan.conn_limit
+
+    @admin.display(description="price", ordering="cost")
+    def price(self, plan):
+        return plan.price_label
+
+    @admin.display(description="price from", ordering="price_source")
+    def price_provenance(self, plan):
+        return plan.price_provenance
 
 
 @admin.register(RedisInstance)
@@ -73,7 +81,7 @@ class RedisInstanceAdmin(admin.ModelAdmin):
     search_fields = ("name", "app_name", "addon_name", "config_var")
     list_select_related = ("current_plan", "min_plan", "max_plan")
     readonly_fields = (
-        "addon_id", "addon_name", "current_plan", "resolved_at", "redis_url_status", "check_error",
+        "addon_id", "addon_name", "current_plan", "current_plan_price", "resolved_at", "redis_url_status", "check_error",
         "check_failed_since", "maxmemory_policy", "policy_agreement", "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
     )
     fieldsets = (
@@ -84,7 +92,7 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         ("Workload", {"fields": ("workload", "min_hit_rate", "scale_down_enabled", "maxmemory_policy",
                                  "policy_agreement")}),
         ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
-        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "redis_url_status", "resolved_at")}),
+        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "current_plan_price", "redis_url_status", "resolved_at")}),
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
         ("Last check", {"fields": ("check_error", "check_failed_since")}),
     )
@@ -131,6 +139,11 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         if not instance.maxmemory_policy:
             return "not read yet"
         return instance.workload_mismatch or "agree"
+
+    @admin.display(description="price of the current plan")
+    def current_plan_price(self, instance):
+        plan = instance.current_plan
+        return f"{plan.price_label}, from {plan.price_provenance}"
 
     @admin.display(description="Redis URL")
     def redis_url_status(self, instance):

@@ -83,6 +83,12 @@ class RedisPlan(models.Model):
         """The monthly price as people see it, marked when nobody confirmed it."""
         return f"${self.cost}/month" + ("" if self.price_confirmed else f" ({UNCONFIRMED_PRICE})")
 
+    @property
+    def price_provenance(self):
+        """Where and when the price came from, for people."""
+        source = self.price_source or "no source named"
+        return f"{source}, read {self.price_fetched_at:%Y-%m-%d %H:%M} UTC" if self.price_fetched_at else source
+
     def describe(self):
         conns = "unlimited connections" if self.unlimited_connections else f"{self.conn_limit:,} connections"
         return f"{self.plan_name} ({self.mem_limit:,} MB, {conns}, {self.price_label})"
