@@ -13,8 +13,10 @@ leaves the plans as they were.
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from scaling.heroku import HerokuError
@@ -40,7 +42,7 @@ class PriceChange:
 
 @dataclass(frozen=True)
 class PriceRefreshResult:
-    fetched_at: object  # datetime: when Heroku was asked
+    fetched_at: datetime  # when Heroku was asked
     services: tuple  # the add-on services asked
     changed: tuple  # PriceChange, price differs from the one before
     confirmed: int  # plans whose price Heroku gave (changed or not)
@@ -119,8 +121,6 @@ def plan_prices_load_from_heroku(*, now, client=None):
 def plan_prices_refresh(*, now, client=None):
     """The daily beat task: refresh the prices when a Heroku key is set; a failure is one
     logged line (never the key), never an exception out of the task. Returns the result or None."""
-    from django.conf import settings
-
     if client is None and not settings.HEROKU_API_KEY:
         logger.info("plan prices not refreshed: no Heroku API key is set")
         return None
