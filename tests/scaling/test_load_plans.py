@@ -134,3 +134,24 @@ def test_a_path_with_a_nul_byte_is_one_clear_error():
     with pytest.raises(CommandError) as error:
         call_command("load_plans", "plans\x00.csv")
     assert str(error.value) == "nothing loaded: plans?.csv: cannot be read (not a usable file name)"
+
+
+def test_every_bundled_price_names_its_source_and_only_minis_is_confirmed():
+    call_command("load_plans")
+    assert not RedisPlan.objects.filter(price_source="").exists()
+    assert list(RedisPlan.objects.filter(price_confirmed=True).values_list("plan_name", flat=True)) == ["heroku-redis:mini"]
+    assert RedisPlan.objects.get(plan_name="heroku-redis:premium-0").price_source == "[elements]"
+
+
+def test_a_users_csv_without_a_price_source_names_its_file_unconfirmed(tmp_path):
+    call_command("load_plans", _csv(tmp_path, HEADER + "acme,acme:a,64,100,1\n"))
+    plan = RedisPlan.objects.get(plan_name="acme:a")
+    assert (plan.price_source, plan.price_confirmed, plan.price_fetched_at) == ("plans.csv", False, None)
+
+
+def test_a_price_confirmed_other_than_yes_or_no_is_one_line_and_nothing_is_loaded(tmp_path):
+    header = "service_name,plan_name,mem_limit,conn_limit,cost,price_source,price_confirmed\n"
+    with pytest.raises(CommandError) as error:
+        call_command("load_plans", _csv(tmp_path, header + "acme,acme:a,64,100,1,invoice,yes\nacme,acme:b,64,100,1,invoice,maybe\n"))
+    assert "line 3: price_confirmed must be yes or no, not 'maybe'" in str(error.value)
+    assert not RedisPlan.objects.filter(service_name="acme").exists()
