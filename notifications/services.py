@@ -183,7 +183,7 @@ def account_failing_notify(*, account, now):
                                          created_at__gt=now - repeat_after)
     if recent.exists():
         return None
-    users = account.instances.count()
+    users = account.instance_count
     what_next = ("Give it a new key: python manage.py heroku_accounts add " + account.name + " --replace"
                  if account.problem == account.Problem.REFUSING else
                  "Plan changes of its instances use the reserve; ordinary reads wait until Heroku refills the pool.")

@@ -69,20 +69,11 @@ class HerokuAccountAdmin(ReadOnlyAdmin):
     fields = ("name", "key", "email", "instance_count", "state", "problem_since", "created_at")
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        from django.db.models import Count
-
-        return super().get_queryset(request).annotate(instance_count=Count("instances"))
-
     @admin.display(description="API key")
     def key(self, account):
         if account.is_default:
             return "HEROKU_API_KEY" + ("" if account.usable else " (not set)")
         return "stored, encrypted"
-
-    @admin.display(description="instances", ordering="instance_count")
-    def instance_count(self, account):
-        return account.instance_count
 
     @admin.display(description="state", ordering="problem")
     def state(self, account):

@@ -143,6 +143,15 @@ class HerokuAccount(models.Model):
 
         return bool(settings.HEROKU_API_KEY) if self.is_default else bool(self.api_key_encrypted)
 
+    def instances_q(self):
+        """Its instances as a filter of RedisInstance (`default`'s include those with no account)."""
+        mine = Q(account=self)
+        return mine | Q(account__isnull=True) if self.is_default else mine
+
+    @property
+    def instance_count(self):
+        return RedisInstance.objects.filter(self.instances_q()).count()
+
     def problem_mark(self, *, problem, detail, now):
         """Compare-and-set: True only for the call that moved the account into `problem`."""
         moved = HerokuAccount.objects.filter(pk=self.pk).exclude(problem=problem).update(
@@ -160,7 +169,7 @@ class HerokuAccount(models.Model):
 
 
 def default_account_id():
-    """The `default` account's id, its row made if missing (the instances' default account)."""
+    """The `default` account's id, its row made if missing."""
     account, _ = HerokuAccount.objects.get_or_create(name=DEFAULT_ACCOUNT)
     return account.pk
 
@@ -262,9 +271,12 @@ class RedisInstance(models.Model):
         help_text="How long before a scheduled window opens its plan should be up",
     )
 
+    # Empty means `default` too (HEROKU_API_KEY): rows made before accounts existed are attached
+    # to it by their migration, and rows made without one (bulk loads, an unsaved instance that
+    # `simulate` builds without a database) need no query to be valid.
     account = models.ForeignKey(
-        HerokuAccount, on_delete=models.PROTECT, related_name="instances", default=default_account_id,
-        help_text="The Heroku account whose key manages this add-on",
+        HerokuAccount, on_delete=models.PROTECT, related_name="instances", null=True, blank=True,
+        help_text="The Heroku account whose key manages this add-on (empty: default, HEROKU_API_KEY)",
     )
 
     # --- what Heroku told us, kept so that checks spend no API calls (DESIGN section 7) ---

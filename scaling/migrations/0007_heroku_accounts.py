@@ -3,7 +3,6 @@ is made here, and every instance registered before accounts existed is attached 
 
 import django.core.validators
 import django.db.models.deletion
-import scaling.models
 from django.db import migrations, models
 
 from django.utils import timezone
@@ -43,12 +42,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='redisinstance',
             name='account',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='scaling.herokuaccount'),
+            field=models.ForeignKey(blank=True, help_text='The Heroku account whose key manages this add-on (empty: default, HEROKU_API_KEY)', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='scaling.herokuaccount'),
         ),
         migrations.RunPython(default_account_attach, migrations.RunPython.noop),
-        migrations.AlterField(
-            model_name='redisinstance',
-            name='account',
-            field=models.ForeignKey(default=scaling.models.default_account_id, help_text='The Heroku account whose key manages this add-on', on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='scaling.herokuaccount'),
-        ),
     ]

@@ -92,7 +92,7 @@ def account_remove(*, name):
         account = HerokuAccount.objects.select_for_update().filter(name=name).first()
         if account is None:
             account_named(name=name)
-        users = list(RedisInstance.objects.filter(account=account).order_by("name").values_list("name", flat=True))
+        users = list(RedisInstance.objects.filter(account.instances_q()).order_by("name").values_list("name", flat=True))
         if users:
             shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
             raise AccountError(f"account {name!r} is used by {len(users)} instance(s) ({shown}); "
@@ -111,18 +111,16 @@ class AccountRow:
 
 def accounts_table():
     """One row per account, by name; the key shown only as where it is kept."""
-    from django.db.models import Count
-
     default_account_id()
     rows = []
-    for account in HerokuAccount.objects.annotate(n=Count("instances")).order_by("name"):
+    for account in HerokuAccount.objects.order_by("name"):
         if account.is_default:
             key = "HEROKU_API_KEY" + ("" if account.usable else " (not set)")
         else:
             key = "stored, encrypted"
         state = account.get_problem_display() + (f" since {account.problem_since:%Y-%m-%d %H:%M} UTC: {account.problem_detail}"
                                                    if account.problem else "")
-        rows.append(AccountRow(name=account.name, key=key, email=account.email or "-", instances=account.n, state=state))
+        rows.append(AccountRow(name=account.name, key=key, email=account.email or "-", instances=account.instance_count, state=state))
     return rows
 
 
@@ -134,6 +132,8 @@ def account_problem_record(*, name, problem, detail, now):
     Returns True when this call moved it there."""
     from notifications import services as mail
 
+    if name == DEFAULT_ACCOUNT:
+        default_account_id()  # its row may not be made yet
     account = HerokuAccount.objects.filter(name=name).first()
     if account is None or not account.problem_mark(problem=problem, detail=detail, now=now):
         return False

@@ -4,7 +4,7 @@
 import logging
 from dataclasses import dataclass
 
-from scaling.models import HerokuAccount, RedisInstance, RedisPlan
+from scaling.models import HerokuAccount, RedisInstance, RedisPlan, default_account_id
 from scaling.services.adoption import plan_adopt_if_changed
 from scaling.heroku import HerokuError
 from scaling.services.heroku_access import account_client
@@ -26,9 +26,11 @@ def addons_reconcile(*, now, client=None):
     (`account_addons_reconcile`). An account whose listing fails (drained, key refused, Heroku
     down) never stops the others: its error is raised after them, so the task shows it.
     `client`: used for the `default` account (tests, benchmarks)."""
-    accounts = HerokuAccount.objects.filter(pk__in=RedisInstance.objects.exclude(addon_id=None).values("account"))
+    ids = set(RedisInstance.objects.exclude(addon_id=None).values_list("account", flat=True).distinct())
+    if None in ids:
+        ids = (ids - {None}) | {default_account_id()}
     results, errors = [], []
-    for account in accounts.order_by("name"):
+    for account in HerokuAccount.objects.filter(pk__in=ids).order_by("name"):
         try:
             results.append(account_addons_reconcile(account=account, now=now,
                                                     client=client if account.is_default else None))
@@ -47,7 +49,7 @@ def account_addons_reconcile(*, account, now, client=None):
     addons = {addon.id: addon for addon in client.list_addons()}
     plans = {plan.plan_name: plan for plan in RedisPlan.objects.all()}
     adopted = missing = unknown = checked = 0
-    instances = RedisInstance.objects.with_plans().filter(account=account).exclude(addon_id=None)
+    instances = RedisInstance.objects.with_plans().filter(account.instances_q()).exclude(addon_id=None)
     for instance in instances.iterator(chunk_size=1000):
         checked += 1
         addon = addons.get(str(instance.addon_id))

@@ -215,5 +215,85 @@ def test_one_account_drained_and_one_refused_never_delay_the_third_and_each_is_a
     alerts = Notification.objects.filter(kind=Notification.Kind.ACCOUNT_FAILING)
     assert sorted(alerts.values_list("fingerprint", flat=True)) == ["account:acme:drained", "account:globex:refusing"]
     states = dict(HerokuAccount.objects.values_list("name", "problem"))
-    assert states == {"default": "", "acme": "drained", "globex": "refusing"}
+    assert states.pop("default", "") == "" and states == {"acme": "drained", "globex": "refusing"}
     assert all(ACME_KEY not in a.body and GLOBEX_KEY not in a.body for a in alerts)
+
+
+def test_the_default_account_drained_is_alerted_once_even_before_its_row_exists(plans, heroku):
+    HerokuAccount.objects.all().delete()
+    heroku.drain_rate_limit(0)
+    client = account_client(account=None)
+
+    for _ in range(3):  # as plan changes' follow-ups do: sent whatever the budget
+        with pytest.raises(Exception, match="429"):
+            client.get_addon("redis-1", app="shop", priority=True)
+
+    assert HerokuAccount.objects.get(name="default").problem == "drained"
+    assert Notification.objects.filter(kind=Notification.Kind.ACCOUNT_FAILING).count() == 1
+
+
+def test_an_account_answering_again_is_cleared_and_a_new_failure_alerted_again(plans, heroku, settings):
+    settings.ALERT_REPEAT_SECONDS = 0
+    _add("acme", ACME_KEY)
+    acme = heroku.accounts["acme"]
+    acme.add_app("shop")
+    client = account_client(account=HerokuAccount.objects.get(name="acme"))
+    acme.revoke_key()
+    with pytest.raises(Exception, match="401"):
+        client.get_app("shop")
+    acme.revoked = False
+    client.get_app("shop")
+    cleared = HerokuAccount.objects.get(name="acme").problem
+    acme.revoke_key()
+    with pytest.raises(Exception, match="401"):
+        client.get_app("shop")
+
+    assert cleared == "" and HerokuAccount.objects.get(name="acme").problem == "refusing"
+    assert Notification.objects.filter(kind=Notification.Kind.ACCOUNT_FAILING).count() == 2
+
+
+def test_the_release_check_names_an_account_whose_stored_key_no_configured_key_reads(heroku, settings):
+    from cryptography.fernet import Fernet
+
+    from autoscaler.checks import stored_urls_readable_check
+
+    _add("acme", ACME_KEY)
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    errors = stored_urls_readable_check(databases=["default"])
+
+    assert [(error.id, "(acme)" in error.msg) for error in errors] == [("autoscaler.E006", True)]
+
+
+def test_metrics_give_the_rate_limit_of_each_account(plans, heroku, client, settings):
+    settings.METRICS_TOKEN = "metrics-token-0123456789"
+    _add("acme", ACME_KEY)
+    heroku.accounts["acme"].drain_rate_limit(1234)
+    heroku.accounts["acme"].add_app("shop")
+    heroku.add_app("blog")
+    account_client(account=HerokuAccount.objects.get(name="acme")).get_app("shop")
+    account_client(account=None).get_app("blog")
+
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-0123456789").content.decode()
+
+    assert 'redis_autoscaler_heroku_rate_limit_remaining{account="acme"} 1233.0' in text
+    assert 'redis_autoscaler_heroku_rate_limit_remaining{account="default"} 4499.0' in text
+
+
+def test_an_interactive_session_asks_which_account_has_the_app_when_two_have_it(plans, heroku, capsys, monkeypatch):
+    import add_redis_mon
+
+    _add("acme", ACME_KEY)
+    heroku.add_redis_addon("shop", plan="heroku-redis:premium-0", config_var="REDIS_URL")
+    heroku.accounts["acme"].add_redis_addon("shop", plan="heroku-redis:premium-1", config_var="HEROKU_REDIS_ACME_URL")
+    # Enter at "which account" (look in all), then the account of the two that have the app.
+    monkeypatch.setattr("sys.stdin", io.StringIO("\nnowhere\nacme\n"))
+
+    code = add_redis_mon.main(["--name", "orders", "--app", "shop"])
+
+    out = capsys.readouterr().out
+    assert "Heroku account (default, acme; Enter: the one that has the app)" in out
+    assert "Heroku account (app shop exists in default, acme)" in out
+    assert "! no Heroku account named 'nowhere'" in out
+    assert "Redis config var (Redis vars of the app: HEROKU_REDIS_ACME_URL)" in out
+    assert code != 0 and not RedisInstance.objects.exists()  # the answers ran out: nothing saved
