@@ -226,7 +226,8 @@ def register(args, console):
 
     from scaling.models import RedisInstance
     from scaling.services import registration as reg
-    from scaling.services.accounts import accounts_usable
+    from scaling.models import DEFAULT_ACCOUNT
+    from scaling.services.accounts import account_named, accounts_usable
     from scaling.services.plans import plan_ladder
 
     # Flags first: a wrong one stops the run before any question or Heroku call.
@@ -240,7 +241,7 @@ def register(args, console):
         "scaling_rate": clean_flag(args, "scaling_rate", "--scaling-rate", reg.clean_scaling_rate),
         "workload": clean_flag(args, "workload", "--workload", reg.clean_workload),
         "min_hit_rate": clean_flag(args, "min_hit_rate", "--min-hit-rate", reg.clean_threshold),
-        "account": clean_flag(args, "account", "--account", reg.account_clean),
+        "account": clean_flag(args, "account", "--account", reg.clean_account),
     }
     given_schedules = schedule_flags(args)
     for flag_value in ("min_plan", "max_plan"):
@@ -287,10 +288,12 @@ def register(args, console):
 
     # --- Heroku account and app (an app in several accounts is asked about, never guessed) ---
     account = given["account"]
+    if account is None and existing is not None:
+        account = existing.account or account_named(name=DEFAULT_ACCOUNT)  # an edit keeps its account
     if account is None and not quiet and len(usable := accounts_usable()) > 1:
         names = [candidate.name for candidate in usable]
         account = console.ask("Heroku account", hint=", ".join(names) + "; Enter: the one that has the app",
-                              clean=lambda raw: reg.account_clean(raw) if raw.strip() else None)
+                              clean=lambda raw: reg.clean_account(raw) if raw.strip() else None)
     if given["app"] is not None:
         try:
             found = reg.app_find(given["app"], account=account)
@@ -312,13 +315,13 @@ def register(args, console):
             raise flag_error("--account", f"app {app!r} exists in the accounts {', '.join(where)}: "
                              "choose one with --account")
 
-        def clean_account(raw):
-            choice = reg.account_clean(raw)
+        def clean_choice(raw):
+            choice = reg.clean_account(raw)
             if choice.name not in where:
                 raise reg.RegistrationError(f"app {app!r} is not in account {choice.name!r}")
             return where[choice.name]
 
-        app_info = console.ask("Heroku account", hint=f"app {app} exists in {', '.join(where)}", clean=clean_account,
+        app_info = console.ask("Heroku account", hint=f"app {app} exists in {', '.join(where)}", clean=clean_choice,
                                required_flag="--account")
     elif not quiet and len(accounts_usable()) > 1:
         console.say(f"    found in account {app_info.account.name}")

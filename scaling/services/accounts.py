@@ -32,6 +32,8 @@ def account_name_clean(value):
 
 def account_named(*, name):
     """The account called `name`; AccountError naming the known ones when there is none."""
+    if name == DEFAULT_ACCOUNT:
+        default_account_id()  # its row may not be made yet
     account = HerokuAccount.objects.filter(name=name).first()
     if account is None:
         known = ", ".join(HerokuAccount.objects.values_list("name", flat=True)) or "none"

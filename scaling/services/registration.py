@@ -296,7 +296,7 @@ def _key_label(account):
     return "HEROKU_API_KEY" if account is None or account.is_default else f"account {account.name}"
 
 
-def account_clean(value):
+def clean_account(value):
     """An account name given with --account or typed: a known account that has a key."""
     from scaling.services.accounts import AccountError, account_named
 
@@ -338,7 +338,7 @@ def app_find(app_name, *, account=None):
 def app_check(app_name, *, client=None, account=None):
     """That the app exists and the key (of `account`, default HEROKU_API_KEY) sees it; its
     Redis config vars (1 API call)."""
-    if client is None and account is None and not getattr(settings, "HEROKU_API_KEY", ""):
+    if client is None and (account is None or account.is_default) and not getattr(settings, "HEROKU_API_KEY", ""):
         raise RegistrationError("HEROKU_API_KEY is not set: set it to an API key that can see the app "
                                 "(heroku authorizations:create), or add an account: "
                                 "python manage.py heroku_accounts add NAME", fatal=True)

@@ -297,3 +297,41 @@ def test_an_interactive_session_asks_which_account_has_the_app_when_two_have_it(
     assert "! no Heroku account named 'nowhere'" in out
     assert "Redis config var (Redis vars of the app: HEROKU_REDIS_ACME_URL)" in out
     assert code != 0 and not RedisInstance.objects.exists()  # the answers ran out: nothing saved
+
+
+def test_the_admin_shows_each_account_its_state_and_where_its_key_is_never_the_key(plans, heroku, admin_client):
+    from django.urls import reverse
+
+    acme = _add("acme", ACME_KEY)
+    acme.problem_mark(problem="refusing", detail="GET /apps/shop: 401 unauthorized", now=T0)
+    instance = make_instance(name="orders", account=acme)
+
+    listing = admin_client.get(reverse("admin:scaling_herokuaccount_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:scaling_herokuaccount_change", args=[acme.pk])).content.decode()
+    instance_page = admin_client.get(reverse("admin:scaling_redisinstance_change", args=[instance.pk])).content.decode()
+
+    assert "stored, encrypted" in listing and "key refused (401): GET /apps/shop: 401 unauthorized" in listing
+    assert "acme@example.com" in page
+    assert ACME_KEY not in listing + page + instance_page
+    assert 'name="account"' not in instance_page  # shown, not editable: moving accounts is a registration
+
+
+def test_registration_by_account_stores_it_and_an_edit_keeps_it(plans, heroku, capsys, redis_server_factory):
+    import add_redis_mon
+
+    _add("acme", ACME_KEY)
+    server = redis_server_factory()
+    heroku.add_redis_addon("shop", plan="heroku-redis:premium-0", url=server.url)
+    theirs = heroku.accounts["acme"].add_redis_addon("shop", plan="heroku-redis:premium-1", url=server.url)
+    flags = ["--name", "orders", "--app", "shop", "--config-var", "REDIS_URL"]
+
+    registered = add_redis_mon.main(flags + ["--account", "acme"])
+    edited = add_redis_mon.main(flags + ["--memory-threshold", "70", "--yes"])
+
+    assert (registered, edited) == (0, 0), capsys.readouterr().err
+    instance = RedisInstance.objects.get(name="orders")
+    assert (instance.account.name, str(instance.addon_id), instance.memory_threshold) == ("acme", theirs["id"], 70)
+    assert instance.current_plan.plan_name == "heroku-redis:premium-1"
+    assert heroku.count("GET", r"^/apps/shop/") == 0  # the default account's app was never asked about
+    assert add_redis_mon.main(flags + ["--account", "nowhere"]) == 2
+    assert "--account: no Heroku account named 'nowhere'" in capsys.readouterr().err

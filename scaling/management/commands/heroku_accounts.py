@@ -28,6 +28,7 @@ class Command(BaseCommand):
                 account_remove(name=options["name"])
                 self.stdout.write(f"account {options['name']} removed")
             else:
+                self.stdout.write("NAME\tAPI KEY\tHEROKU USER\tINSTANCES\tSTATE")
                 for row in accounts_table():
                     self.stdout.write(f"{row.name}\t{row.key}\t{row.email}\t{row.instances} instance(s)\t{row.state}")
         except AccountError as error:
