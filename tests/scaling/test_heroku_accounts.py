@@ -335,3 +335,42 @@ def test_registration_by_account_stores_it_and_an_edit_keeps_it(plans, heroku, c
     assert heroku.count("GET", r"^/apps/shop/") == 0  # the default account's app was never asked about
     assert add_redis_mon.main(flags + ["--account", "nowhere"]) == 2
     assert "--account: no Heroku account named 'nowhere'" in capsys.readouterr().err
+
+
+def test_the_fake_answers_each_key_with_its_own_account_and_an_unknown_key_with_401_unauthorized(heroku):
+    from scaling.heroku import HerokuAuthError, HerokuClient
+
+    def client(key):
+        return HerokuClient(api_key=key, base_url=settings.HEROKU_API_URL, max_retries=0)
+
+    heroku.accounts["acme"].add_app("shop")
+
+    assert client(ACME_KEY).get_account().email == "acme@example.com"
+    assert client(ACME_KEY).get_app("shop").name == "shop"
+    with pytest.raises(HerokuAuthError) as caught:
+        client("nobody-key-0123456789").get_app("shop")
+    assert caught.value.error_id == "unauthorized"
+    assert heroku.accounts["acme"].count("GET", "^/apps/shop$") == 1 and heroku.count("GET", "^/apps/shop$") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_attaches_the_instances_registered_before_accounts_to_default(plans):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("scaling", "0006_instance_workload_and_scale_down")], [("scaling", "0007_heroku_accounts")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    plan = old.get_model("scaling", "RedisPlan").objects.get(plan_name="heroku-redis:premium-0")
+    old.get_model("scaling", "RedisInstance").objects.create(
+        name="orders", app_name="shop", config_var="REDIS_URL", current_plan_id=plan.pk, min_plan_id=plan.pk,
+        max_plan_id=plan.pk)
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert RedisInstance.objects.get(name="orders").account.name == "default"
