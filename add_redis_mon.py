@@ -41,6 +41,7 @@ REGISTRATION_FLAGS = (
     ("notify_success", "--notify-success"), ("notify_failure", "--notify-failure"),
     ("schedule", "--schedule"), ("schedule_lead", "--schedule-lead"), ("no_schedule", "--no-schedule"),
     ("workload", "--workload"), ("min_hit_rate", "--min-hit-rate"), ("scale_down", "--scale-down"),
+    ("account", "--account"),
 )
 
 
@@ -84,6 +85,9 @@ def build_parser():
     general = parser.add_argument_group("general")
     general.add_argument("--name", metavar="NAME", help="unique name of the instance: letters, digits, '-', '_'")
     general.add_argument("--app", metavar="APP", help="Heroku app that has the Redis add-on")
+    general.add_argument("--account", metavar="NAME",
+                         help="Heroku account whose key sees the app (manage.py heroku_accounts list; "
+                              "default: the account that has the app, asked when several have it)")
     general.add_argument("--config-var", metavar="VAR", help="config var by which the app finds its Redis, e.g. REDIS_URL")
     metrics = parser.add_argument_group("metrics")
     metrics.add_argument("--metric-rate", metavar="{30s,1m,5m}", help="how often to sample (default 1m)")
@@ -222,6 +226,8 @@ def register(args, console):
 
     from scaling.models import RedisInstance
     from scaling.services import registration as reg
+    from scaling.models import DEFAULT_ACCOUNT
+    from scaling.services.accounts import account_named, accounts_usable
     from scaling.services.plans import plan_ladder
 
     # Flags first: a wrong one stops the run before any question or Heroku call.
@@ -235,6 +241,7 @@ def register(args, console):
         "scaling_rate": clean_flag(args, "scaling_rate", "--scaling-rate", reg.clean_scaling_rate),
         "workload": clean_flag(args, "workload", "--workload", reg.clean_workload),
         "min_hit_rate": clean_flag(args, "min_hit_rate", "--min-hit-rate", reg.clean_threshold),
+        "account": clean_flag(args, "account", "--account", reg.clean_account),
     }
     given_schedules = schedule_flags(args)
     for flag_value in ("min_plan", "max_plan"):
@@ -279,10 +286,17 @@ def register(args, console):
     def default_of(field, fallback):
         return getattr(existing, field) if existing is not None else fallback
 
-    # --- Heroku app ---
+    # --- Heroku account and app (an app in several accounts is asked about, never guessed) ---
+    account = given["account"]
+    if account is None and existing is not None:
+        account = existing.account or account_named(name=DEFAULT_ACCOUNT)  # an edit keeps its account
+    if account is None and not quiet and len(usable := accounts_usable()) > 1:
+        names = [candidate.name for candidate in usable]
+        account = console.ask("Heroku account", hint=", ".join(names) + "; Enter: the one that has the app",
+                              clean=lambda raw: reg.clean_account(raw) if raw.strip() else None)
     if given["app"] is not None:
         try:
-            app_info = reg.app_check(given["app"])
+            found = reg.app_find(given["app"], account=account)
         except reg.RegistrationError as error:
             raise heroku_failure(error, "--app") from None
         app = given["app"]
@@ -290,17 +304,34 @@ def register(args, console):
             console.say(f"  Heroku app: {app} (--app)")
     else:
         def clean_app(raw):
-            return reg.app_check(reg.clean_app_name(raw))
+            return reg.app_find(reg.clean_app_name(raw), account=account)
 
-        app_info = console.ask("Heroku app", default=default_of("app_name", None), clean=clean_app, required_flag="--app")
-        app = app_info.app_name
+        found = console.ask("Heroku app", default=default_of("app_name", None), clean=clean_app, required_flag="--app")
+        app = found[0].app_name
+    app_info = found[0]
+    if len(found) > 1:
+        where = {info.account.name: info for info in found}
+        if quiet:
+            raise flag_error("--account", f"app {app!r} exists in the accounts {', '.join(where)}: "
+                             "choose one with --account")
+
+        def clean_choice(raw):
+            choice = reg.clean_account(raw)
+            if choice.name not in where:
+                raise reg.RegistrationError(f"app {app!r} is not in account {choice.name!r}")
+            return where[choice.name]
+
+        app_info = console.ask("Heroku account", hint=f"app {app} exists in {', '.join(where)}", clean=clean_choice,
+                               required_flag="--account")
+    elif not quiet and len(accounts_usable()) > 1:
+        console.say(f"    found in account {app_info.account.name}")
 
     # --- Redis config var -> the add-on ---
     exclude = existing
     if given["config_var"] is not None:
         try:
             resolved = reg.addon_find(app_name=app, config_var=given["config_var"], exclude=exclude,
-                                      addons=app_info.addons)
+                                      addons=app_info.addons, account=app_info.account)
         except reg.RegistrationError as error:
             raise heroku_failure(error, "--config-var") from None
         config_var = given["config_var"]
@@ -316,7 +347,8 @@ def register(args, console):
 
         def clean_var(raw):
             var = reg.clean_config_var(raw)
-            return var, reg.addon_find(app_name=app, config_var=var, exclude=exclude, addons=app_info.addons)
+            return var, reg.addon_find(app_name=app, config_var=var, exclude=exclude, addons=app_info.addons,
+                                       account=app_info.account)
 
         config_var, resolved = console.ask("Redis config var", hint=hint, default=default, clean=clean_var,
                                            required_flag="--config-var")
@@ -519,7 +551,7 @@ def register(args, console):
                          f"({probe.error}); saved anyway, samples will show the failure until it answers\n")
 
     try:
-        instance = reg.instance_register(**values, now=timezone.now(), existing=existing,
+        instance = reg.instance_register(**values, now=timezone.now(), existing=existing, account=app_info.account,
                                          maxmemory_policy=probe.info.maxmemory_policy if probe.ok else None)
     except reg.RegistrationError as error:
         raise Stop(nothing_saved(error)) from None

@@ -4,7 +4,7 @@ the checks `migrate` runs on release).
 Settings read from the environment already stop start-up on a bad value (autoscaler/env.py);
 these say the same of the settings however they were set, and, where a database is given
 (`check --database default`, `migrate`), whether ENCRYPTION_KEYS can read every stored
-Redis URL: keys that are well-formed but wrong leave the fleet unmonitored.
+Redis URL and Heroku account API key: keys that are well-formed but wrong leave the fleet unmonitored.
 """
 
 from django.conf import settings
@@ -35,17 +35,32 @@ def configuration_check(app_configs=None, **kwargs):
     return errors
 
 
+# (model, encrypted field, what it holds, check id): every secret stored encrypted.
+_STORED_SECRETS = (
+    ("RedisInstance", "redis_url_encrypted", "Redis URLs", "autoscaler.E005"),
+    ("HerokuAccount", "api_key_encrypted", "Heroku account API keys", "autoscaler.E006"),
+)
+
+
 @register(Tags.database)
 def stored_urls_readable_check(app_configs=None, databases=None, **kwargs):
     if not databases:
         return []
+    from scaling import models
+
+    errors = []
+    for model_name, field, what, check_id in _STORED_SECRETS:
+        errors += _stored_secrets_readable(getattr(models, model_name), field, what, check_id)
+    return errors
+
+
+def _stored_secrets_readable(model, field, what, check_id):
     from scaling.crypto import DecryptionError, decrypt
-    from scaling.models import RedisInstance
 
     try:
-        if RedisInstance._meta.db_table not in connections["default"].introspection.table_names():
+        if model._meta.db_table not in connections["default"].introspection.table_names():
             return []  # not migrated yet
-        rows = list(RedisInstance.objects.exclude(redis_url_encrypted="").values_list("name", "redis_url_encrypted"))
+        rows = list(model.objects.exclude(**{field: ""}).values_list("name", field))
     except DatabaseError:
         return []  # the database's own checks report that
     unreadable = []
@@ -60,8 +75,8 @@ def stored_urls_readable_check(app_configs=None, databases=None, **kwargs):
         return []
     names = ", ".join(unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
     return [Error(
-        f"ENCRYPTION_KEYS cannot decrypt {len(unreadable)} of {len(rows)} stored Redis URLs ({names})",
+        f"ENCRYPTION_KEYS cannot decrypt {len(unreadable)} of {len(rows)} stored {what} ({names})",
         hint="Add the key they were encrypted with ('derived' for the key derived from SECRET_KEY) after the "
              "newest one; README, Key rotation.",
-        id="autoscaler.E005",
+        id=check_id,
     )]

@@ -17,9 +17,19 @@ def redact(text):
     return text
 
 
+_registered = set()  # secrets this process holds beyond settings (the Heroku accounts' API keys)
+
+
+def secret_register(value):
+    """Mask `value` too from now on in this process (a stored API key once decrypted)."""
+    if value:
+        _registered.add(value)
+
+
 def _configured_secrets():
     names = ("HEROKU_API_KEY", "EMAIL_HOST_PASSWORD", "SECRET_KEY")
     values = [getattr(settings, name, "") for name in names] + list(getattr(settings, "ENCRYPTION_KEYS", []))
+    values += list(_registered)
     # Short values would mask ordinary words; real secrets are long.
     return [value for value in values if value and len(value) >= 8]
 

@@ -2,7 +2,7 @@
 
     DJANGO_SETTINGS_MODULE=autoscaler.test_settings .venv/bin/python benchmarks/api_budget.py \
         [--sizes 100,1000,4000] [--minutes 5] [--warmup-minutes 1] [--max-checks 40] \
-        [--rotate-pct 1] [--rotation-minutes 5] [--rotation-sizes 1000|all|none]
+        [--rotate-pct 1] [--rotation-minutes 5] [--rotation-sizes 1000|all|none] [--accounts 2]
 
 For each N, in a scratch PostgreSQL database (created and dropped by the script):
 
@@ -36,7 +36,14 @@ due sample is collected; of the checks due in a tick at most --max-checks are ru
 subset; the rest were claimed and are dropped) and their calls are scaled up by the share
 not run. `--minutes 60 --max-checks 100000` simulates a whole hour without sampling.
 
-The fake Heroku and the app's client share the simulated clock (rate-limit pool and
+With `--accounts K` (default 1) the fake Heroku holds K accounts, each with its own key and
+4,500-call pool, and each size is N instances *per account* (`--sizes 4000 --accounts 2`:
+8,000 instances); the accounts are added with `heroku_accounts add`'s service (1 call each,
+`GET /account`), their registrations interleaved (the clock waits only when every account is
+at its reserve), and every call is made with the instance's account's client. Calls are
+reported in total and per account.
+
+The fake Heroku and the app's clients share the simulated clock (rate-limit pool and
 refill, the client's reserve). Calls are counted from the fake's request log (and checked
 against the client's own counter).
 """
@@ -86,9 +93,8 @@ class FakeReader:
     """`.read(key, url) -> RedisInfo`, instantly: low steady load, or an `auth` error when
     `url` is not what the add-on's config var holds now (its password was rotated)."""
 
-    def __init__(self, fake, seed=0):
-        self.fake = fake
-        self.apps = {}  # str(instance pk) -> (app, config var)
+    def __init__(self, seed=0):
+        self.apps = {}  # str(instance pk) -> (fake account, app, config var)
         self.reads = 0
         self.auth_errors = 0
         self.seed = seed
@@ -97,8 +103,8 @@ class FakeReader:
         from scaling.metrics import MetricsReadError, RedisInfo
 
         self.reads += 1
-        app, var = self.apps[key]
-        if self.fake.config[app][var] != url:
+        fake, app, var = self.apps[key]
+        if fake.config[app][var] != url:
             self.auth_errors += 1
             raise MetricsReadError("auth", "auth: redis.fake.test:6379 rejected the credentials in the URL "
                                    "(WRONGPASS invalid username-password pair)", during_connect=True)
@@ -134,38 +140,59 @@ def classify(call):
     return f"{call.method} {path}"
 
 
-def register(*, n, fake, client, clock, plans):
-    """N instances as registration leaves them. Returns (calls, simulated seconds waited)."""
+def register(*, n, accounts, clock, plans):
+    """N instances per account as registration leaves them, the accounts' registrations
+    interleaved: the clock waits only while every account still registering is at its
+    reserve. Returns (calls, simulated seconds waited, {account: seconds until its last})."""
     from scaling.models import RedisInstance
+    from scaling.services.heroku_access import account_client
     from scaling.services.instances import ResolutionError, addon_resolve
 
-    for i in range(n):
-        fake.add_redis_addon(f"bench-{i:05d}-app", plan=PLAN, config_var="REDIS_URL")
-    calls_before, started = len(fake.calls), clock.seconds
-    rows = []
-    for i in range(n):
-        app = f"bench-{i:05d}-app"
-        while True:
+    for account, fake in accounts:
+        for i in range(n):
+            fake.add_redis_addon(f"{account.name}-{i:05d}-app", plan=PLAN, config_var="REDIS_URL")
+    calls_before, started = total_calls(accounts), clock.seconds
+    rows, done, finished = [], {account.name: 0 for account, _ in accounts}, {}
+    while len(finished) < len(accounts):
+        progressed = False
+        for account, _ in accounts:
+            i = done[account.name]
+            if i >= n:
+                continue
+            app = f"{account.name}-{i:05d}-app"
             try:
-                resolved = addon_resolve(app_name=app, config_var="REDIS_URL", client=client)
-                break
+                resolved = addon_resolve(app_name=app, config_var="REDIS_URL", client=account_client(account=account))
             except ResolutionError as error:
                 if not error.retryable:
                     raise
-                clock.advance(30)  # the key's pool is at the reserve: registration waits
-        instance = RedisInstance(
-            name=f"bench-{i:05d}", app_name=app, config_var="REDIS_URL",
-            current_plan=plans[resolved.plan.plan_name], min_plan=plans[MIN_PLAN], max_plan=plans[MAX_PLAN],
-            metric_rate=60, scaling_rate=60, addon_id=uuid.UUID(resolved.addon.id), addon_name=resolved.addon.name,
-            resolved_at=clock.now(), notify_breach=False, notify_success=False,
-        )
-        instance.redis_url = resolved.redis_url
-        rows.append(instance)
+                continue  # this account's pool is at the reserve: it waits, the others go on
+            instance = RedisInstance(
+                name=f"{account.name}-{i:05d}", app_name=app, config_var="REDIS_URL", account=account,
+                current_plan=plans[resolved.plan.plan_name], min_plan=plans[MIN_PLAN], max_plan=plans[MAX_PLAN],
+                metric_rate=60, scaling_rate=60, addon_id=uuid.UUID(resolved.addon.id), addon_name=resolved.addon.name,
+                resolved_at=clock.now(), notify_breach=False, notify_success=False,
+            )
+            instance.redis_url = resolved.redis_url
+            rows.append(instance)
+            done[account.name] += 1
+            progressed = True
+            if done[account.name] == n:
+                finished[account.name] = clock.seconds - started
+        if not progressed:
+            clock.advance(30)
     RedisInstance.objects.bulk_create(rows, batch_size=1000)
-    return len(fake.calls) - calls_before, clock.seconds - started
+    return total_calls(accounts) - calls_before, clock.seconds - started, finished
 
 
-def simulate(*, fake, client, clock, reader, minutes, rng, max_checks, rotations=(), reconcile=True):
+def total_calls(accounts):
+    return sum(len(fake.calls) for _, fake in accounts)
+
+
+def all_calls(accounts):
+    return [(account.name, call) for account, fake in accounts for call in fake.calls]
+
+
+def simulate(*, accounts, clock, reader, minutes, rng, max_checks, rotations=(), reconcile=True):
     """Dispatch, collect and check every 10 s for `minutes` simulated minutes; reconcile once.
 
     Every due sample is collected. Of the checks due in one tick at most `max_checks` are
@@ -177,8 +204,12 @@ def simulate(*, fake, client, clock, reader, minutes, rng, max_checks, rotations
     from scaling.services.dispatch import due_work_dispatch
     from scaling.services.reconcile import addons_reconcile
 
+    from scaling.services.heroku_access import account_client
+
+    fake = accounts[0][1]  # rotations happen on the first account's add-ons
+    clients = [account_client(account=account) for account, _ in accounts]
     rotations = sorted(rotations)  # [(second into the window, addon id)]
-    calls_before, client_before = len(fake.calls), client.calls
+    calls_before, client_before = all_calls(accounts), sum(c.calls for c in clients)
     phase_calls = collections.Counter()  # Heroku calls by the phase that made them
     stats = collections.Counter()
     timings = collections.Counter()
@@ -193,28 +224,28 @@ def simulate(*, fake, client, clock, reader, minutes, rng, max_checks, rotations
             fake.rotate_url(addon_id, f"redis://default:rotated{uuid.uuid4().hex}@redis.fake.test:6379")
             stats["rotated"] += 1
         batches, checks = [], []
-        c0 = len(fake.calls)
+        c0 = total_calls(accounts)
         t0 = time.perf_counter()
         result = due_work_dispatch(now=clock.now(), enqueue_samples=batches.append,
                                    enqueue_check=lambda pk, slot: checks.append(pk))
-        t1, c1 = time.perf_counter(), len(fake.calls)
+        t1, c1 = time.perf_counter(), total_calls(accounts)
         for batch in batches:
             collected = samples_collect(due=batch, reader=reader, now_fn=clock.now)
             stats["stored"] += collected.stored
             stats["failed"] += collected.failed
             stats["skipped"] += collected.skipped
-        t2, c2 = time.perf_counter(), len(fake.calls)
+        t2, c2 = time.perf_counter(), total_calls(accounts)
         if len(checks) > max_checks:
             checks = rng.sample(checks, max_checks)
         for pk in checks:
-            outcome = instance_check_scaling(instance_id=pk, now=clock.now(), client=client)
+            outcome = instance_check_scaling(instance_id=pk, now=clock.now())
             stats[f"check {outcome.outcome}"] += 1
             stats["checks run"] += 1
-        t3, c3 = time.perf_counter(), len(fake.calls)
+        t3, c3 = time.perf_counter(), total_calls(accounts)
         if not reconciled and elapsed >= reconcile_at:
-            stats["reconcile checked"] += addons_reconcile(now=clock.now(), client=client).checked
+            stats["reconcile checked"] += addons_reconcile(now=clock.now()).checked
             reconciled = True
-        t4, c4 = time.perf_counter(), len(fake.calls)
+        t4, c4 = time.perf_counter(), total_calls(accounts)
         phase_calls["dispatch"] += c1 - c0
         phase_calls["collect"] += c2 - c1
         phase_calls["checks"] += c3 - c2
@@ -227,10 +258,17 @@ def simulate(*, fake, client, clock, reader, minutes, rng, max_checks, rotations
         stats["samples dispatched"] += result.samples
         stats["checks dispatched"] += result.checks
         clock.advance(TICK_SECONDS)
-    calls = fake.calls[calls_before:]
-    if client.calls - client_before != len(calls):
-        print(f"  note: the client counted {client.calls - client_before} calls, the fake saw {len(calls)}")
-    return dict(calls=calls, phase_calls=phase_calls, stats=stats, timings=timings)
+    before = collections.Counter(name for name, _ in calls_before)
+    seen = collections.Counter()
+    calls, by_account = [], collections.Counter()
+    for name, call in all_calls(accounts):
+        seen[name] += 1
+        if seen[name] > before[name]:
+            calls.append(call)
+            by_account[name] += 1
+    if sum(c.calls for c in clients) - client_before != len(calls):
+        print(f"  note: the clients counted {sum(c.calls for c in clients) - client_before} calls, the fake saw {len(calls)}")
+    return dict(calls=calls, by_account=by_account, phase_calls=phase_calls, stats=stats, timings=timings)
 
 
 def per_hour(window, minutes):
@@ -244,57 +282,67 @@ def per_hour(window, minutes):
 def run_size(*, n, args, rng, counter):
     from django.conf import settings
 
-    from scaling.models import RedisInstance, RedisPlan
-    from scaling.services.heroku_access import heroku_client, heroku_client_reset
+    from scaling.models import HerokuAccount, RedisInstance, RedisPlan
+    from scaling.services.accounts import account_add
+    from scaling.services.heroku_access import account_client, heroku_client_reset
     from standins.heroku import installed_fake
 
     reset_instances()
+    HerokuAccount.objects.exclude(name="default").delete()
     plans = {plan.plan_name: plan for plan in RedisPlan.objects.all()}
     clock = SimClock(datetime(2030, 1, 1, tzinfo=dt_timezone.utc))
     heroku_client_reset()
     rows = []
     wall_started = time.perf_counter()
     with installed_fake(api_key=settings.HEROKU_API_KEY, base_url=settings.HEROKU_API_URL, clock=clock) as fake:
-        client = heroku_client()  # the process's client: collection's refreshes use it too
-        client.clock, client.sleep = clock, (lambda seconds: clock.advance(seconds))
-        reader = FakeReader(fake, seed=n)
+        accounts = [(HerokuAccount.objects.get(name="default"), fake)]
+        for k in range(2, args.accounts + 1):
+            other = fake.add_account(f"account{k}", api_key=f"bench-key-{k}-0123456789abcdef")
+            accounts.append((account_add(name=f"account{k}", api_key=other.api_key), other))
+        for account, _ in accounts:
+            # The process's clients (checks and collection's refreshes use them), on the simulated clock.
+            client = account_client(account=account)
+            client.clock, client.sleep = clock, (lambda seconds: clock.advance(seconds))
+        reader = FakeReader(seed=n)
 
-        reg_calls, reg_wait = register(n=n, fake=fake, client=client, clock=clock, plans=plans)
+        reg_calls, reg_wait, reg_finished = register(n=n, accounts=accounts, clock=clock, plans=plans)
         reg_wall = time.perf_counter() - wall_started
-        for pk, app in RedisInstance.objects.values_list("pk", "app_name"):
-            reader.apps[str(pk)] = (app, "REDIS_URL")
+        fakes = {account.pk: account_fake for account, account_fake in accounts}
+        for pk, app, account_id in RedisInstance.objects.values_list("pk", "app_name", "account_id"):
+            reader.apps[str(pk)] = (fakes[account_id], app, "REDIS_URL")
         clock.advance(3600)  # the registration burst is over; the pool refills
         if args.warmup_minutes > 0:
             # Past the first tick (every new instance is due at once) and the engine has samples.
-            warmup = simulate(fake=fake, client=client, clock=clock, reader=reader, minutes=args.warmup_minutes,
+            warmup = simulate(accounts=accounts, clock=clock, reader=reader, minutes=args.warmup_minutes,
                               rng=rng, max_checks=args.max_checks, reconcile=False)
             if warmup["calls"]:
                 print(f"  note: {len(warmup['calls'])} Heroku calls during the warm-up (not counted)")
 
         counter.counts.clear()
         started = time.perf_counter()
-        window = simulate(fake=fake, client=client, clock=clock, reader=reader, minutes=args.minutes, rng=rng,
+        window = simulate(accounts=accounts, clock=clock, reader=reader, minutes=args.minutes, rng=rng,
                           max_checks=args.max_checks)
-        rows.append(dict(kind="steady", n=n, reg_calls=reg_calls, reg_wait=reg_wait, reg_wall=reg_wall,
+        rows.append(dict(kind="steady", n=n * len(accounts), accounts=len(accounts), reg_calls=reg_calls, reg_wait=reg_wait,
+                         reg_finished=reg_finished, reg_wall=reg_wall,
                          minutes=args.minutes, wall=time.perf_counter() - started, warnings=dict(counter.counts),
                          **window))
 
         if n in args.rotation_sizes and args.rotate_pct > 0:
             counter.counts.clear()
             minutes = args.rotation_minutes
-            k = max(1, round(n * args.rotate_pct / 100))
+            k = max(1, round(n * len(accounts) * args.rotate_pct / 100))
             chosen = rng.sample(sorted(fake.addons), k)
             # All within the window, early enough for a sample to notice (metric rate 60 s).
             rotations = [(rng.uniform(0, max(minutes * 60 - 120, 10)), addon_id) for addon_id in chosen]
             started = time.perf_counter()
             auth_before = reader.auth_errors
-            window = simulate(fake=fake, client=client, clock=clock, reader=reader, minutes=minutes, rng=rng,
+            window = simulate(accounts=accounts, clock=clock, reader=reader, minutes=minutes, rng=rng,
                               max_checks=args.max_checks, rotations=rotations)
             window["stats"]["auth errors"] = reader.auth_errors - auth_before
             window["stats"]["still stale"] = sum(
                 1 for inst in RedisInstance.objects.filter(addon_id__in=chosen)
                 if inst.redis_url != fake.config[inst.app_name]["REDIS_URL"])
-            rows.append(dict(kind="rotation", n=n, rotated=k, minutes=minutes, wall=time.perf_counter() - started,
+            rows.append(dict(kind="rotation", n=n * len(accounts), rotated=k, minutes=minutes, wall=time.perf_counter() - started,
                              warnings=dict(counter.counts), **window))
     heroku_client_reset()
     return rows
@@ -314,6 +362,8 @@ def main(argv=None):
     parser.add_argument("--rotation-minutes", type=float, default=5, help="simulated minutes of the rotation window (default 5)")
     parser.add_argument("--rotation-sizes", default="1000",
                         help="sizes that also run the rotation window (default 1000; 'all' or 'none')")
+    parser.add_argument("--accounts", type=int, default=1,
+                        help="Heroku accounts, each with N instances of each size and its own pool (default 1)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sync-commit", action="store_true",
                         help="keep synchronous_commit on in the scratch database (default off: the simulation "
@@ -378,6 +428,13 @@ def report(results, args, total_wall):
               f"({1000 * t['checks'] / max(s['checks run'], 1):.1f} ms per check, "
               f"{1000 * t['dispatch'] / max(s['samples dispatched'] + s['checks dispatched'], 1):.2f} ms per claimed slot); "
               f"warnings logged {sum(row['warnings'].values())}")
+        if row["accounts"] > 1:
+            hourly = per_hour(row, row["minutes"])
+            share = {name: f"{calls} calls (~{hourly * calls / max(len(row['calls']), 1):.1f}/h)"
+                     for name, calls in sorted(row["by_account"].items())}
+            print(f"         {row['accounts']} accounts of {row['n'] // row['accounts']:,} instances: window calls by "
+                  f"account {share}; each account's registration done after "
+                  + ", ".join(f"{name} {_duration(sec)}" for name, sec in sorted(row["reg_finished"].items())))
     if rotation:
         print()
         print(f"Password rotation: {args.rotate_pct:g} % of the instances get a new password at random moments of a "

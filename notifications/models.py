@@ -16,6 +16,7 @@ class Notification(models.Model):
         PLAN_ADOPTED = "plan-adopted", "plan changed outside the app"
         CHECK_FAILED = "check-failed", "instance cannot be judged"
         WEEKLY_SUMMARY = "weekly-summary", "weekly summary"
+        ACCOUNT_FAILING = "account-failing", "Heroku account drained or refusing"
 
     instance = models.ForeignKey(RedisInstance, on_delete=models.SET_NULL, null=True, related_name="notifications")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -173,6 +173,36 @@ def check_failed_notify(*, instance, error, now):
     )
 
 
+def account_failing_notify(*, account, now):
+    """Always mailed, once per condition of the account (its `problem`, a compare-and-set
+    transition, and the repeat period like any alert): Heroku refuses the account's key
+    (401) or its rate limit is used up. The other accounts' instances are not affected."""
+    fingerprint = f"account:{account.name}:{account.problem}"
+    repeat_after = timedelta(seconds=settings.ALERT_REPEAT_SECONDS)
+    recent = Notification.objects.filter(instance=None, kind=Kind.ACCOUNT_FAILING, fingerprint=fingerprint,
+                                         created_at__gt=now - repeat_after)
+    if recent.exists():
+        return None
+    users = account.instance_count
+    what_next = ("Give it a new key: python manage.py heroku_accounts add " + account.name + " --replace"
+                 if account.problem == account.Problem.REFUSING else
+                 "Plan changes of its instances use the reserve; ordinary reads wait until Heroku refills the pool.")
+    notification = Notification.objects.create(
+        instance=None, kind=Kind.ACCOUNT_FAILING, fingerprint=fingerprint,
+        subject=redact(f"{settings.EMAIL_PREFIX}Heroku account {account.name}: {account.get_problem_display()}")[:300],
+        body=redact("\n".join([
+            f"Heroku account: {account.name}" + (f" ({account.email})" if account.email else ""),
+            f"Since: {account.problem_since:%Y-%m-%d %H:%M:%S} UTC",
+            f"What Heroku said: {account.problem_detail}",
+            f"Instances on this account: {users}",
+            what_next,
+        ])),
+        recipients=", ".join(mail_recipients()), created_at=now,
+    )
+    _deliver(notification, now)
+    return notification
+
+
 def _numbers(instance, decision):
     memory = "n/a" if decision.memory_pct is None else f"{decision.memory_pct:.1f}%"
     connections = "unlimited" if instance.current_plan.unlimited_connections else (

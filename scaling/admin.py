@@ -3,7 +3,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from scaling.models import RedisInstance, RedisPlan
+from autoscaler.admin_utils import ReadOnlyAdmin
+from scaling.models import HerokuAccount, RedisInstance, RedisPlan
 from scaling.schedules import ScheduleError, parse_schedule
 
 
@@ -67,6 +68,26 @@ class RedisPlanAdmin(admin.ModelAdmin):
         return plan.price_provenance
 
 
+@admin.register(HerokuAccount)
+class HerokuAccountAdmin(ReadOnlyAdmin):
+    """Read-only: an account is added with its key checked by Heroku (`manage.py heroku_accounts
+    add NAME`); the key is never shown, only where it is kept."""
+
+    list_display = ("name", "key", "email", "instance_count", "state", "problem_since")
+    fields = ("name", "key", "email", "instance_count", "state", "problem_since", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="API key")
+    def key(self, account):
+        if account.is_default:
+            return "HEROKU_API_KEY" + ("" if account.usable else " (not set)")
+        return "stored, encrypted"
+
+    @admin.display(description="state", ordering="problem")
+    def state(self, account):
+        return f"{account.get_problem_display()}: {account.problem_detail}" if account.problem else "ok"
+
+
 @admin.register(RedisInstance)
 class RedisInstanceAdmin(admin.ModelAdmin):
     form = RedisInstanceForm
@@ -74,14 +95,14 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         "name", "app_name", "current_plan", "min_plan", "max_plan", "memory_threshold",
         "connection_threshold", "scaling_enabled", "dry_run", "metric_rate", "scaling_rate",
         "schedule_list", "consecutive_failures",
-        "workload_shown", "scale_down_enabled", "consecutive_failures",
+        "workload_shown", "scale_down_enabled", "consecutive_failures", "account",
     )
     list_filter = ("scaling_enabled", "dry_run", "workload", "scale_down_enabled", "metric_rate", "scaling_rate",
-                   "current_plan__service_name")
+                   "current_plan__service_name", "account")
     search_fields = ("name", "app_name", "addon_name", "config_var")
-    list_select_related = ("current_plan", "min_plan", "max_plan")
+    list_select_related = ("current_plan", "min_plan", "max_plan", "account")
     readonly_fields = (
-        "addon_id", "addon_name", "current_plan", "current_plan_price", "resolved_at", "redis_url_status", "check_error",
+        "account", "addon_id", "addon_name", "current_plan", "current_plan_price", "resolved_at", "redis_url_status", "check_error",
         "check_failed_since", "maxmemory_policy", "policy_agreement", "next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at",
     )
     fieldsets = (
@@ -92,7 +113,7 @@ class RedisInstanceAdmin(admin.ModelAdmin):
         ("Workload", {"fields": ("workload", "min_hit_rate", "scale_down_enabled", "maxmemory_policy",
                                  "policy_agreement")}),
         ("Notifications", {"fields": ("notify_breach", "notify_success", "notify_failure")}),
-        ("From Heroku", {"fields": ("addon_id", "addon_name", "current_plan", "current_plan_price", "redis_url_status", "resolved_at")}),
+        ("From Heroku", {"fields": ("account", "addon_id", "addon_name", "current_plan", "current_plan_price", "redis_url_status", "resolved_at")}),
         ("Schedule", {"fields": ("next_sample_at", "next_check_at", "plan_changed_at", "consecutive_failures", "created_at", "updated_at")}),
         ("Last check", {"fields": ("check_error", "check_failed_since")}),
     )

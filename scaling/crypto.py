@@ -1,4 +1,4 @@
-"""Encryption at rest for Redis URLs (they carry passwords).
+"""Encryption at rest for Redis URLs (they carry passwords) and Heroku accounts' API keys.
 
 Keys come from ENCRYPTION_KEYS (Fernet keys, newest first); the word ``derived`` in that
 list stands for the key derived from SECRET_KEY, which is also the only key when the list is
@@ -44,7 +44,7 @@ def decrypt(token):
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise DecryptionError("stored Redis URL cannot be decrypted with the configured ENCRYPTION_KEYS") from None
+        raise DecryptionError("a stored secret (Redis URL or API key) cannot be decrypted with the configured ENCRYPTION_KEYS") from None
 
 
 def reencrypt(token):
@@ -52,4 +52,4 @@ def reencrypt(token):
     try:
         return _fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise DecryptionError("stored Redis URL cannot be decrypted with the configured ENCRYPTION_KEYS") from None
+        raise DecryptionError("a stored secret (Redis URL or API key) cannot be decrypted with the configured ENCRYPTION_KEYS") from None

@@ -88,6 +88,14 @@ class PlanPrice:
     has_price: bool = True
 
 
+@dataclasses.dataclass(frozen=True)
+class AccountInfo:
+    """Whose key this is (`GET /account`)."""
+
+    id: str
+    email: str
+
+
 # --- Errors ----------------------------------------------------------------------------
 
 
@@ -217,6 +225,12 @@ class HerokuClient:
         )
 
     # --- API -----------------------------------------------------------------------
+
+    def get_account(self) -> AccountInfo:
+        """The key's own account: checks a key before it is stored (1 call)."""
+        path = "/account"
+        data = self._json("GET", path)
+        return AccountInfo(id=_field(data, "id", "GET", path), email=_field(data, "email", "GET", path))
 
     def get_app(self, app) -> HerokuApp:
         path = f"/apps/{_seg(app)}"

@@ -94,6 +94,106 @@ class RedisPlan(models.Model):
         return f"{self.plan_name} ({self.mem_limit:,} MB, {conns}, {self.price_label})"
 
 
+DEFAULT_ACCOUNT = "default"
+
+
+class HerokuAccount(models.Model):
+    """A Heroku account whose API key manages some of the instances (DESIGN section 9).
+
+    The account named `default` is HEROKU_API_KEY: its key is never stored, it is read from
+    the environment when a process builds its client, so that `heroku config:set
+    HEROKU_API_KEY=...` is the one way to change it. Its row is made by the migration that
+    introduced accounts (release phase) and, should it be missing, lazily by
+    `default_account_id()`. The others' keys are stored encrypted like Redis URLs
+    (scaling/crypto.py) and are never shown.
+
+    `problem` is what Heroku last said about the whole account: `drained` (429, or
+    RateLimit-Remaining at 0) or `refusing` (401: the key is revoked or wrong); each is a
+    transition of its own (`problem_mark`, `problem_clear`), so that it is alerted once.
+    """
+
+    class Problem(models.TextChoices):
+        NONE = "", "ok"
+        DRAINED = "drained", "rate limit drained"
+        REFUSING = "refusing", "key refused (401)"
+
+    name = models.CharField(
+        max_length=64, unique=True,
+        validators=[RegexValidator(NAME_PATTERN, "Use letters, digits, '-' and '_' only.")],
+    )
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    email = models.CharField(max_length=254, blank=True, editable=False, help_text="The account's e-mail, as Heroku said")
+    problem = models.CharField(max_length=10, choices=Problem.choices, default="", blank=True, editable=False)
+    problem_detail = models.TextField(blank=True, editable=False)
+    problem_since = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(name__regex=NAME_PATTERN), name="account_name_charset"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return f"<HerokuAccount {self.name}>"  # never the key
+
+    @property
+    def is_default(self):
+        return self.name == DEFAULT_ACCOUNT
+
+    @property
+    def api_key(self):
+        from django.conf import settings
+
+        if self.is_default:
+            return settings.HEROKU_API_KEY or ""
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+    @api_key.setter
+    def api_key(self, key):
+        self.api_key_encrypted = crypto.encrypt(key) if key else ""
+
+    @property
+    def usable(self):
+        """Has a key (HEROKU_API_KEY set, for `default`)."""
+        from django.conf import settings
+
+        return bool(settings.HEROKU_API_KEY) if self.is_default else bool(self.api_key_encrypted)
+
+    def instances_q(self):
+        """Its instances as a filter of RedisInstance (`default`'s include those with no account)."""
+        mine = Q(account=self)
+        return mine | Q(account__isnull=True) if self.is_default else mine
+
+    @property
+    def instance_count(self):
+        return RedisInstance.objects.filter(self.instances_q()).count()
+
+    def problem_mark(self, *, problem, detail, now):
+        """Compare-and-set: True only for the call that moved the account into `problem`."""
+        moved = HerokuAccount.objects.filter(pk=self.pk).exclude(problem=problem).update(
+            problem=problem, problem_detail=detail[:1000], problem_since=now) == 1
+        if moved:
+            self.problem, self.problem_detail, self.problem_since = problem, detail[:1000], now
+        return moved
+
+    def problem_clear(self):
+        """Compare-and-set: True only for the call that found the account in trouble."""
+        cleared = HerokuAccount.objects.filter(pk=self.pk).exclude(problem="").update(
+            problem="", problem_detail="", problem_since=None) == 1
+        self.problem, self.problem_detail, self.problem_since = "", "", None
+        return cleared
+
+
+def default_account_id():
+    """The `default` account's id, its row made if missing."""
+    account, _ = HerokuAccount.objects.get_or_create(name=DEFAULT_ACCOUNT)
+    return account.pk
+
+
 def validate_schedule_specs(value):
     """A list of schedule specs (scaling.schedules), each one line naming its wrong part."""
     if not isinstance(value, list) or not all(isinstance(spec, str) for spec in value):
@@ -110,7 +210,7 @@ def validate_schedule_specs(value):
 
 class RedisInstanceQuerySet(models.QuerySet):
     def with_plans(self):
-        return self.select_related("current_plan", "min_plan", "max_plan")
+        return self.select_related("current_plan", "min_plan", "max_plan", "account")
 
 
 class RedisInstance(models.Model):
@@ -189,6 +289,14 @@ class RedisInstance(models.Model):
     schedule_lead_minutes = models.PositiveSmallIntegerField(
         "schedule lead (minutes)", default=10, validators=[MaxValueValidator(MAX_LEAD_MINUTES)],
         help_text="How long before a scheduled window opens its plan should be up",
+    )
+
+    # Empty means `default` too (HEROKU_API_KEY): rows made before accounts existed are attached
+    # to it by their migration, and rows made without one (bulk loads, an unsaved instance that
+    # `simulate` builds without a database) need no query to be valid.
+    account = models.ForeignKey(
+        HerokuAccount, on_delete=models.PROTECT, related_name="instances", null=True, blank=True,
+        help_text="The Heroku account whose key manages this add-on (empty: default, HEROKU_API_KEY)",
     )
 
     # --- what Heroku told us, kept so that checks spend no API calls (DESIGN section 7) ---

@@ -33,6 +33,7 @@ SOURCE = ("schema.json of https://github.com/heroku/platform-api "
 # "METHOD path", a path parameter written {name}: each must match exactly one link of the schema.
 ENDPOINTS = (
     "GET /account/rate-limits",
+    "GET /account",
     "GET /addons",
     "GET /addons/{addon}",
     "GET /apps/{app}",

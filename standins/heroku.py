@@ -19,6 +19,13 @@ and `serve()`, a real HTTP server on 127.0.0.1 for subprocesses and benchmarks.
         fake.install(mock)
         ...
     fake.assert_no_violations()
+
+Several accounts answer at one address, each with its own key, apps, add-ons and rate-limit
+pool: `other = fake.add_account("acme", api_key=...)` returns the other account (a FakeHeroku
+with the same helpers); a request is answered by the account whose key it carries, 401
+`unauthorized` for an unknown or revoked key (`other.revoke_key()`), as Heroku answers. Each
+account records the calls made with its key (refused ones too); the first one also those
+with a key no account has.
 """
 
 from __future__ import annotations
@@ -256,11 +263,16 @@ def _schema(path):
 
 
 class FakeHeroku:
-    """State of one Heroku account, answering HTTP requests as the Platform API would."""
+    """State of one Heroku account, answering HTTP requests as the Platform API would (and
+    the first of several accounts at one address, see `add_account`)."""
 
     def __init__(self, *, api_key="test-api-key-0123456789", base_url="https://heroku.test",
-                 schema_path=None, clock=time.monotonic):
+                 schema_path=None, clock=time.monotonic, email="owner@example.com"):
         self.api_key = api_key
+        self.email = email
+        self.account_id = str(uuid.uuid4())
+        self.revoked = False
+        self.accounts = {}  # the other accounts at this address, by name (add_account)
         self.base_url = base_url.rstrip("/")
         self.schema = _schema(str(schema_path or CONTRACT_PATH))
         self.clock = clock
@@ -283,6 +295,29 @@ class FakeHeroku:
         self._faults = []
         self._serial = itertools.count(1)
         self._lock = threading.RLock()
+
+    # --- Accounts ------------------------------------------------------------------
+
+    def add_account(self, name, *, api_key, email=None):
+        """Another Heroku account answered at the same address: its own key, apps, add-ons,
+        config vars, faults and rate-limit pool. Returns it (a FakeHeroku: the same helpers)."""
+        account = FakeHeroku(api_key=api_key, base_url=self.base_url, clock=self.clock,
+                             email=email or f"{name}@example.com")
+        account.schema, account.violations, account._lock = self.schema, self.violations, self._lock
+        account.plan_prices = self.plan_prices  # add-on plan prices are Heroku's, the same for every account
+        self.accounts[name] = account
+        return account
+
+    def revoke_key(self):
+        """The account's key was revoked: every request with it answers 401 unauthorized."""
+        self.revoked = True
+
+    def _account_for(self, authorization, *, revoked=False):
+        """The account whose key the request carries (`revoked=True`: even a revoked one)."""
+        for account in (self, *self.accounts.values()):
+            if authorization == f"Bearer {account.api_key}" and (revoked or not account.revoked):
+                return account
+        return None
 
     # --- State helpers -------------------------------------------------------------
 
@@ -388,8 +423,10 @@ class FakeHeroku:
             path = urlsplit(path_with_query).path or "/"
             headers = {k.lower(): v for k, v in headers.items()}
             body, body_error = _parse_body(body_bytes)
-            self.calls.append(Call(method, path, body))
-            self.request_headers.append(headers)
+            account = self._account_for(headers.get("authorization"))
+            keeper = account or self._account_for(headers.get("authorization"), revoked=True) or self
+            keeper.calls.append(Call(method, path, body))
+            keeper.request_headers.append(headers)
             where = f"{method} {path}"
 
             route, params = self.schema.route(method, path)
@@ -399,31 +436,37 @@ class FakeHeroku:
             if headers.get("accept") != ACCEPT:
                 return self._violation(400, "bad_request", f"{where}: Accept is {headers.get('accept')!r}, "
                                        f"not {ACCEPT!r}", "Please specify a version in the Accept header.")
-            if headers.get("authorization") != f"Bearer {self.api_key}":
-                return self._error(401, "unauthorized", "Invalid credentials provided.")
-            if path not in FREE_PATHS:
-                self._refill()
-                if self.tokens < 1:
-                    return self._error(429, "rate_limit", "Your account reached the API rate limit\n"
-                                       "Please wait a few minutes before making new requests")
-                self.tokens -= 1
-            if body_error:
-                return self._violation(400, "bad_request", f"{where}: {body_error}", "Invalid JSON in the body.")
-            if body is not None and "schema" not in route.link:
-                return self._violation(400, "bad_request", f"{where}: this link takes no body, got {body!r}",
-                                       "Unexpected body.")
-            if "schema" in route.link:
-                if body is not None and "json" not in headers.get("content-type", ""):
-                    self.violations.append(f"{where}: body sent as {headers.get('content-type')!r}, not JSON")
-                problems = self.schema.errors(route, "schema", body if body is not None else {})
-                if problems:
-                    return self._violation(422, "invalid_params", f"{where}: body {body!r} invalid: "
-                                           + "; ".join(problems), "Invalid params: " + "; ".join(problems))
+            if account is None:  # no account's pool to report
+                status, extra, payload = self._error(401, "unauthorized", "Invalid credentials provided.")
+                extra.pop("RateLimit-Remaining", None)
+                return status, extra, payload
+            return account._handle_authorised(method, path, where, route, params, headers, body, body_error)
 
-            fault = self._take_fault(method, path)
-            if fault is not None:
-                return self._fault(fault, route, params, headers, body)
-            return self._dispatch(route, params, headers, body)
+    def _handle_authorised(self, method, path, where, route, params, headers, body, body_error):
+        """The rest of `handle()`, by the account whose key the request carries."""
+        if path not in FREE_PATHS:
+            self._refill()
+            if self.tokens < 1:
+                return self._error(429, "rate_limit", "Your account reached the API rate limit\n"
+                                   "Please wait a few minutes before making new requests")
+            self.tokens -= 1
+        if body_error:
+            return self._violation(400, "bad_request", f"{where}: {body_error}", "Invalid JSON in the body.")
+        if body is not None and "schema" not in route.link:
+            return self._violation(400, "bad_request", f"{where}: this link takes no body, got {body!r}",
+                                   "Unexpected body.")
+        if "schema" in route.link:
+            if body is not None and "json" not in headers.get("content-type", ""):
+                self.violations.append(f"{where}: body sent as {headers.get('content-type')!r}, not JSON")
+            problems = self.schema.errors(route, "schema", body if body is not None else {})
+            if problems:
+                return self._violation(422, "invalid_params", f"{where}: body {body!r} invalid: "
+                                       + "; ".join(problems), "Invalid params: " + "; ".join(problems))
+
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            return self._fault(fault, route, params, headers, body)
+        return self._dispatch(route, params, headers, body)
 
     def _dispatch(self, route, params, headers, body):
         handler = _HANDLERS.get((route.method, route.href))
@@ -525,6 +568,15 @@ class FakeHeroku:
 
     def _get_rate_limits(self, params, headers, body):
         return 200, {"remaining": self._remaining()}, {}
+
+    def _get_account(self, params, headers, body):
+        return 200, {
+            "allow_tracking": False, "beta": False, "created_at": "2020-01-01T00:00:00Z", "email": self.email,
+            "federated": False, "id": self.account_id, "identity_provider": None, "last_login": None,
+            "name": None, "sms_number": None, "suspended_at": None, "delinquent_at": None,
+            "two_factor_authentication": True, "updated_at": "2020-01-01T00:00:00Z", "verified": True,
+            "country_of_residence": None, "default_organization": None, "default_team": None,
+        }, {}
 
     # --- Rendering -----------------------------------------------------------------
 
@@ -748,6 +800,7 @@ _HANDLERS = {  # (method, schema href) -> FakeHeroku method; the contract's ENDP
     ("GET", f"{_APP}/config-vars"): "_get_config_vars",
     ("GET", "/account/rate-limits"): "_get_rate_limits",
     ("GET", "/addon-services/{(%23%2Fdefinitions%2Fadd-on-service%2Fdefinitions%2Fidentity)}/plans"): "_list_service_plans",
+    ("GET", "/account"): "_get_account",
 }
 KNOWN_SERVICES = ("heroku-redis", "rediscloud")  # answer an empty plan list rather than 404
 # The live API answers add-on state "deprovisioning", which the schema's enum lacks

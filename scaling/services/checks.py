@@ -31,7 +31,7 @@ from notifications import services as mail
 from scaling.heroku import HerokuError, HerokuNotFound, HerokuRateLimited
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.adoption import plan_adopt_if_changed
-from scaling.services.heroku_access import heroku_client
+from scaling.services.heroku_access import account_client
 from scaling.services.engine_input import instance_engine_decide
 from scaling.services.instances import ResolutionError, instance_refresh, instances_named
 
@@ -202,7 +202,7 @@ def _decide_and_act(*, instance, now, dry_run, client, follow_later):
             action = ScalingAction.open(**change)
     except IntegrityError:
         return CheckOutcome(instance.name, "busy", "another plan change of this instance is in flight")
-    return _send_change(action=action, instance=instance, now=now, client=client or heroku_client(),
+    return _send_change(action=action, instance=instance, now=now, client=client or account_client(account=instance.account),
                         follow_later=follow_later)
 
 
@@ -289,7 +289,7 @@ def _follow(*, action, instance, now, client, follow_later):
         # The worker died between writing the row and sending it: nothing can land.
         return _fail(action=action, instance=instance, now=now, at=at(),
                      error="the plan change was never sent (interrupted); deciding again")
-    client = client or heroku_client()
+    client = client or account_client(account=instance.account)
     overdue = now - action.patch_sent_at > PROVISIONING_TIMEOUT
     try:
         addon = client.get_addon(str(instance.addon_id), app=instance.app_name, priority=True)

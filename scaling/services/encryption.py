@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from scaling.crypto import DecryptionError, reencrypt
-from scaling.models import RedisInstance
+from scaling.models import HerokuAccount, RedisInstance
 
 
 class UnreadableURLs(Exception):
@@ -14,7 +14,7 @@ class UnreadableURLs(Exception):
 
 @dataclass(frozen=True)
 class RotationResult:
-    reencrypted: int
+    reencrypted: int  # Redis URLs (the accounts' API keys are re-encrypted with them)
     forgotten: tuple[str, ...]  # instances whose unreadable URL was cleared, to be read again from Heroku
 
 
@@ -26,14 +26,10 @@ def redis_urls_reencrypt(*, forget_unreadable=False):
     instance reads it again from Heroku (its config var).
     """
     with transaction.atomic():
+        _account_keys_reencrypt()
         rows = list(RedisInstance.objects.select_for_update().exclude(redis_url_encrypted="")
                     .order_by("name").values_list("pk", "name", "redis_url_encrypted"))
-        fresh, unreadable = {}, []
-        for pk, name, token in rows:
-            try:
-                fresh[pk] = reencrypt(token)
-            except DecryptionError:
-                unreadable.append((pk, name))
+        fresh, unreadable = _tokens_reencrypt(rows)
         if unreadable and not forget_unreadable:
             names = ", ".join(name for _, name in unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
             raise UnreadableURLs(
@@ -47,3 +43,31 @@ def redis_urls_reencrypt(*, forget_unreadable=False):
         if unreadable:
             RedisInstance.objects.filter(pk__in=[pk for pk, _ in unreadable]).update(redis_url_encrypted="", resolved_at=None)
     return RotationResult(reencrypted=len(fresh), forgotten=tuple(name for _, name in unreadable))
+
+
+def _account_keys_reencrypt():
+    """The stored Heroku API keys under the newest key too. A key no configured key reads
+    cannot be read again from anywhere: it stops the rotation (nothing changed), whatever
+    `forget_unreadable` says; add its key back, or `heroku_accounts add NAME --replace`."""
+    rows = list(HerokuAccount.objects.select_for_update().exclude(api_key_encrypted="")
+                .order_by("name").values_list("pk", "name", "api_key_encrypted"))
+    fresh, unreadable = _tokens_reencrypt(rows)
+    if unreadable:
+        raise UnreadableURLs(
+            f"the stored API keys of the Heroku accounts {', '.join(name for _, name in unreadable)} cannot be decrypted with "
+            "ENCRYPTION_KEYS; nothing was changed. Add the key they were encrypted with after the new one, or give "
+            "them their API key again: python manage.py heroku_accounts add NAME --replace"
+        )
+    for pk, token in fresh.items():
+        HerokuAccount.objects.filter(pk=pk).update(api_key_encrypted=token)
+
+
+def _tokens_reencrypt(rows):
+    """({pk: token under the newest key}, [(pk, name) no configured key reads]) of (pk, name, token) rows."""
+    fresh, unreadable = {}, []
+    for pk, name, token in rows:
+        try:
+            fresh[pk] = reencrypt(token)
+        except DecryptionError:
+            unreadable.append((pk, name))
+    return fresh, unreadable

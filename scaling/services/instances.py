@@ -14,7 +14,7 @@ from django.db import transaction
 from scaling.crypto import DecryptionError
 from scaling.heroku import AddOn, HerokuError, HerokuNotFound
 from scaling.models import RedisInstance, RedisPlan
-from scaling.services.heroku_access import heroku_client
+from scaling.services.heroku_access import account_client, heroku_client
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def instance_refresh(*, instance, now, client=None):
 
     Returns True when the stored URL changed.
     """
-    client = client or heroku_client()
+    client = client or account_client(account=instance.account)
     if instance.addon_id:
         try:
             addon = client.get_addon(str(instance.addon_id), app=instance.app_name)

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 
 from scaling.heroku import HerokuError
 from scaling.models import RedisPlan
-from scaling.services.heroku_access import heroku_client
+from scaling.services.heroku_access import account_client
 from scaling.services.plans import instance_plan_range_problems
 
 logger = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ def plan_prices_load_from_heroku(*, now, client=None):
     if not services:
         raise PlanPriceError("there is no plan data yet: run load_plans first (the limits come from it)")
     try:
-        client = client or heroku_client()
+        client = client or _prices_client()
     except HerokuError as error:  # no key
         raise PlanPriceError(str(error)) from None
     prices = _heroku_prices(services=services, client=client)
@@ -118,11 +117,22 @@ def plan_prices_load_from_heroku(*, now, client=None):
     )
 
 
+def _prices_client():
+    """Plan prices are Heroku's, the same for every account: any account with a key will do
+    (`default`, HEROKU_API_KEY, first)."""
+    from scaling.services.accounts import accounts_usable
+
+    accounts = accounts_usable()
+    return account_client(account=accounts[0] if accounts else None)
+
+
 def plan_prices_refresh(*, now, client=None):
     """The daily beat task: refresh the prices when a Heroku key is set; a failure is one
     logged line (never the key), never an exception out of the task. Returns the result or None."""
-    if client is None and not settings.HEROKU_API_KEY:
-        logger.info("plan prices not refreshed: no Heroku API key is set")
+    from scaling.services.accounts import accounts_usable
+
+    if client is None and not accounts_usable():
+        logger.info("plan prices not refreshed: no Heroku account has an API key")
         return None
     try:
         result = plan_prices_load_from_heroku(now=now, client=client)

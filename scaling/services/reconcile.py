@@ -1,12 +1,13 @@
-"""Bulk reconciliation: one paginated `GET /addons` for all instances (DESIGN section 7)."""
+"""Bulk reconciliation: one paginated `GET /addons` per Heroku account for all its instances
+(DESIGN section 7)."""
 
 import logging
 from dataclasses import dataclass
 
-from scaling.models import RedisInstance, RedisPlan
+from scaling.models import HerokuAccount, RedisInstance, RedisPlan, default_account_id
 from scaling.services.adoption import plan_adopt_if_changed
 from scaling.heroku import HerokuError
-from scaling.services.heroku_access import heroku_client
+from scaling.services.heroku_access import account_client
 from scaling.services.instances import ResolutionError, instance_refresh
 
 logger = logging.getLogger(__name__)
@@ -21,13 +22,35 @@ class ReconcileResult:
 
 
 def addons_reconcile(*, now, client=None):
+    """Per Heroku account with instances, one paginated listing of its add-ons
+    (`account_addons_reconcile`). An account whose listing fails (drained, key refused, Heroku
+    down) never stops the others: its error is raised after them, so the task shows it.
+    `client`: used for the `default` account (tests, benchmarks)."""
+    ids = set(RedisInstance.objects.exclude(addon_id=None).values_list("account", flat=True).distinct())
+    if None in ids:
+        ids = (ids - {None}) | {default_account_id()}
+    results, errors = [], []
+    for account in HerokuAccount.objects.filter(pk__in=ids).order_by("name"):
+        try:
+            results.append(account_addons_reconcile(account=account, now=now,
+                                                    client=client if account.is_default else None))
+        except HerokuError as error:
+            logger.warning("Heroku account %s: add-on reconciliation failed: %s", account.name, error)
+            errors.append(error)
+    if errors:
+        raise errors[0]
+    return ReconcileResult(*(sum(getattr(r, field) for r in results) for field in ReconcileResult.__dataclass_fields__))
+
+
+def account_addons_reconcile(*, account, now, client=None):
     """Adopt plans changed by hand; find again the add-on of instances whose add-on is gone
-    (replaced under the same config var), or say that it is gone."""
-    client = client or heroku_client()
+    (replaced under the same config var), or say that it is gone. One account's add-ons."""
+    client = client or account_client(account=account)
     addons = {addon.id: addon for addon in client.list_addons()}
     plans = {plan.plan_name: plan for plan in RedisPlan.objects.all()}
     adopted = missing = unknown = checked = 0
-    for instance in RedisInstance.objects.with_plans().exclude(addon_id=None).iterator(chunk_size=1000):
+    instances = RedisInstance.objects.with_plans().filter(account.instances_q()).exclude(addon_id=None)
+    for instance in instances.iterator(chunk_size=1000):
         checked += 1
         addon = addons.get(str(instance.addon_id))
         if addon is None:

@@ -27,7 +27,7 @@ from scaling.heroku import HerokuAuthError, HerokuError, HerokuForbidden, Heroku
 from scaling.metrics import MetricsReadError, RedisMetricsReader
 from scaling.models import MIB, NAME_PATTERN, RedisInstance, RedisPlan
 from scaling.services.dispatch import instance_schedule_now
-from scaling.services.heroku_access import heroku_client
+from scaling.services.heroku_access import account_client
 from scaling.services.instances import ResolutionError, addon_resolve, known_services
 from scaling.services.plans import plan_family, plan_ladder
 from scaling.schedules import ScheduleError, parse_lead_minutes, parse_schedule
@@ -285,34 +285,85 @@ class AppAddons:
     app_name: str
     redis_config_vars: tuple
     addons: tuple = ()  # what Heroku listed, reused to resolve the config var without asking again
+    account: object = None  # the HerokuAccount whose key sees it (None: default)
+
+    @property
+    def client(self):
+        return account_client(account=self.account)
 
 
-def app_check(app_name, *, client=None):
-    """That the app exists and the key sees it; its Redis config vars (1 API call)."""
-    if client is None and not getattr(settings, "HEROKU_API_KEY", ""):
-        raise RegistrationError("HEROKU_API_KEY is not set: set it to an API key that can see the app "
-                                "(heroku authorizations:create)", fatal=True)
+def _key_label(account):
+    return "HEROKU_API_KEY" if account is None or account.is_default else f"account {account.name}"
+
+
+def clean_account(value):
+    """An account name given with --account or typed: a known account that has a key."""
+    from scaling.services.accounts import AccountError, account_named
+
     try:
-        client = client or heroku_client()
+        account = account_named(name=(value or "").strip())
+    except AccountError as error:
+        raise RegistrationError(str(error)) from None
+    if not account.usable:
+        raise RegistrationError(f"account {account.name!r} has no API key ({_key_label(account)} is not set)")
+    return account
+
+
+def app_find(app_name, *, account=None):
+    """The accounts whose key sees the app, each with its Redis config vars (AppAddons, 1 API
+    call per account asked). With `account`, only that one; else every account with a key:
+    an app found in several is returned once per account, for the caller to ask which (an
+    app name is never guessed)."""
+    from scaling.services.accounts import accounts_usable
+
+    if account is not None:
+        return [app_check(app_name, account=account)]
+    accounts = accounts_usable()
+    if len(accounts) <= 1:
+        return [app_check(app_name, account=accounts[0] if accounts else None)]
+    found, refused = [], []
+    for candidate in accounts:
+        try:
+            found.append(app_check(app_name, account=candidate))
+        except RegistrationError as error:
+            if error.retryable:
+                raise
+            refused.append(candidate.name)
+    if not found:
+        raise RegistrationError(f"app {app_name!r} does not exist or none of the accounts' keys can see it "
+                                f"(asked {', '.join(refused)})")
+    return found
+
+
+def app_check(app_name, *, client=None, account=None):
+    """That the app exists and the key (of `account`, default HEROKU_API_KEY) sees it; its
+    Redis config vars (1 API call)."""
+    if client is None and (account is None or account.is_default) and not getattr(settings, "HEROKU_API_KEY", ""):
+        raise RegistrationError("HEROKU_API_KEY is not set: set it to an API key that can see the app "
+                                "(heroku authorizations:create), or add an account: "
+                                "python manage.py heroku_accounts add NAME", fatal=True)
+    try:
+        client = client or account_client(account=account)
         addons = client.list_app_addons(app_name)
     except HerokuAuthError as error:
-        raise RegistrationError(f"Heroku refused the API key (HEROKU_API_KEY): {_heroku_detail(error)}", fatal=True) from None
+        raise RegistrationError(f"Heroku refused the API key ({_key_label(account)}): {_heroku_detail(error)}", fatal=True) from None
     except (HerokuNotFound, HerokuForbidden):
         raise RegistrationError(f"app {app_name!r} does not exist or the API key cannot see it") from None
     except HerokuError as error:
         raise RegistrationError(f"cannot list the add-ons of app {app_name!r}: {error}", retryable=error.retryable) from None
     services = known_services()
     redis_vars = tuple(sorted(var for addon in addons if addon.service_name in services for var in addon.config_vars))
-    return AppAddons(app_name=app_name, redis_config_vars=redis_vars, addons=tuple(addons))
+    return AppAddons(app_name=app_name, redis_config_vars=redis_vars, addons=tuple(addons), account=account)
 
 
-def addon_find(*, app_name, config_var, client=None, exclude=None, addons=None):
+def addon_find(*, app_name, config_var, client=None, exclude=None, addons=None, account=None):
     """The add-on behind `config_var` (ResolvedAddon), checked to be a Redis add-on of a
     known provider that no other registered instance watches."""
+    client = client or account_client(account=account)
     try:
         resolved = addon_resolve(app_name=app_name, config_var=config_var, client=client, addons=addons)
     except HerokuAuthError as error:
-        raise RegistrationError(f"Heroku refused the API key (HEROKU_API_KEY): {_heroku_detail(error)}", fatal=True) from None
+        raise RegistrationError(f"Heroku refused the API key ({_key_label(account)}): {_heroku_detail(error)}", fatal=True) from None
     except ResolutionError as error:
         raise RegistrationError(str(error), retryable=error.retryable) from None
     other = addon_registered_elsewhere(resolved=resolved, app_name=app_name, config_var=config_var, exclude=exclude)
@@ -509,7 +560,8 @@ def _schedules_kept(existing, schedules, schedule_lead_minutes):
 def instance_register(*, name, app_name, config_var, resolved, metric_rate, memory_threshold, connection_threshold,
                       scaling_enabled, min_plan, max_plan, scaling_rate, notify_breach, notify_success,
                       notify_failure, now, existing=None, schedules=None, schedule_lead_minutes=None,
-                      workload="queue", min_hit_rate=90, scale_down_enabled=True, maxmemory_policy=None):
+                      workload="queue", min_hit_rate=90, scale_down_enabled=True, maxmemory_policy=None,
+                      account=None):
     """Create (or, with `existing`, update) an instance in one transaction and make it due now.
     ``schedules`` (specs as :func:`clean_schedule` returns them) and ``schedule_lead_minutes``:
     None keeps those of ``existing``.
@@ -544,6 +596,8 @@ def instance_register(*, name, app_name, config_var, resolved, metric_rate, memo
                 instance.plan_changed_at = None
             instance.name = name
             instance.app_name = resolved.addon.app_name or app_name
+            if account is not None:
+                instance.account = account
             instance.config_var = config_var
             instance.metric_rate = metric_rate
             instance.memory_threshold = memory_threshold

@@ -34,6 +34,9 @@ REASON = {
     429: "429 rate_limit", 500: "500 internal_server_error", 503: "503 service_unavailable",
     "timeout": "no answer in time", "malformed": "body is not JSON",
 }
+# A 401 or 429 is about the whole Heroku account (its key refused, its pool drained): one
+# alert of its own, besides what the instance's fault mails (tests/scaling/test_heroku_accounts.py).
+ACCOUNT_ALERT = {401: "Heroku account default: key refused (401)", 429: "Heroku account default: rate limit drained"}
 RETRIED = {500, 503, "timeout"}  # GETs are retried 3 times with back-off; a PATCH never
 
 
@@ -325,7 +328,8 @@ def test_a_failing_refresh_is_retried_after_a_growing_cool_down(heroku, rotated,
     assert heroku.count("PATCH") == 0
     unreachable = mails_about(rotated.faulty, "unreachable")
     assert len(unreachable) == 1 and "rejected the credentials" in unreachable[0].body
-    assert len(mail.outbox) == 1
+    assert _account_alerts() == ([ACCOUNT_ALERT[status]] if status in ACCOUNT_ALERT else [])
+    assert len(mail.outbox) == 1 + len(_account_alerts())
     assert_healthy(rotated.loop, rotated.healthy)
 
 
@@ -345,7 +349,8 @@ def test_refresh_read_with_the_account_budget_drained(heroku, rotated):
     assert not logs[19].ok and logs[20].ok and logs[-1].ok
     # The 429, nothing at 5:30 (kept back), then the add-on and its config vars at 10:30.
     assert [method for method, _ in calls_for(heroku, rotated.faulty)] == ["GET", "GET", "GET"]
-    assert len(mails_about(rotated.faulty, "unreachable")) == 1 and len(mail.outbox) == 1
+    assert len(mails_about(rotated.faulty, "unreachable")) == 1 and len(mail.outbox) == 2
+    assert _account_alerts() == [ACCOUNT_ALERT[429]]
     assert_healthy(rotated.loop, rotated.healthy)
 
 
@@ -415,6 +420,11 @@ def test_a_failing_reconciliation_changes_nothing_and_the_next_run_adopts(plans,
     result = addons_reconcile(now=scene.loop.now)
 
     assert result.adopted == 1 and _plan(scene.faulty) == "heroku-redis:premium-2"
-    assert heroku.count("PATCH") == 0 and mail.outbox == []
+    assert _account_alerts() == ([ACCOUNT_ALERT[status]] if status in ACCOUNT_ALERT else [])
+    assert heroku.count("PATCH") == 0 and len(mail.outbox) == len(_account_alerts())
     _assert_samples_untouched(scene)
     assert_healthy(scene.loop, scene.healthy)
+
+
+def _account_alerts():
+    return [message.subject.split("]", 1)[-1].strip() for message in mail.outbox if "Heroku account" in message.subject]

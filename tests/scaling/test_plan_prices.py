@@ -182,7 +182,7 @@ def test_reloading_the_static_data_keeps_herokus_prices_and_a_confirmed_csv_pric
 def test_the_daily_refresh_without_a_key_does_nothing_and_logs_one_line(plans, caplog):
     with override_settings(HEROKU_API_KEY=""), caplog.at_level(logging.INFO, logger="scaling.services.plan_prices"):
         assert plan_prices_refresh(now=NOW) is None
-    assert [record.getMessage() for record in caplog.records] == ["plan prices not refreshed: no Heroku API key is set"]
+    assert [record.getMessage() for record in caplog.records] == ["plan prices not refreshed: no Heroku account has an API key"]
 
 
 def test_the_daily_refresh_logs_a_refused_answer_without_the_key_and_raises_nothing(plans, heroku, caplog, settings):
@@ -194,9 +194,9 @@ def test_the_daily_refresh_logs_a_refused_answer_without_the_key_and_raises_noth
         assert plan_prices_refresh(now=NOW) is None
 
     assert plan_rows() == before
-    messages = [record.getMessage() for record in caplog.records]
+    messages = [record.getMessage() for record in caplog.records if record.name == "scaling.services.plan_prices"]
     assert len(messages) == 1 and messages[0].startswith("plan prices not refreshed, nothing changed: ")
-    assert settings.HEROKU_API_KEY not in messages[0]
+    assert not any(settings.HEROKU_API_KEY in record.getMessage() for record in caplog.records)
 
 
 def test_the_daily_refresh_task_loads_herokus_prices(plans, heroku):
@@ -234,3 +234,20 @@ def test_simulate_costs_the_plans_at_herokus_prices_and_marks_none_unconfirmed_a
 
     assert json.loads(as_json.getvalue())["cost"] == pytest.approx(2.0)
     assert trace_simulate(**options).unconfirmed_prices == ()
+
+
+def test_without_heroku_api_key_the_prices_are_read_with_another_accounts_key(plans, heroku, settings):
+    from scaling.services.accounts import account_add
+    from scaling.services.heroku_access import heroku_client_reset
+
+    agency = heroku.add_account("agency", api_key="agency-key-0123456789abcdef")
+    account_add(name="agency", api_key="agency-key-0123456789abcdef")
+    settings.HEROKU_API_KEY = ""
+    heroku_client_reset()
+    price_every_plan(heroku, premium_0=1700)
+
+    plan_prices_load_from_heroku(now=NOW)
+
+    assert RedisPlan.objects.get(plan_name="heroku-redis:premium-0").cost == Decimal("17.00")
+    assert agency.count("GET", r"^/addon-services/heroku-redis/plans$") == 1
+    assert heroku.count("GET", r"^/addon-services/") == 0

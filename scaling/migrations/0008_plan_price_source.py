@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scaling', '0006_instance_workload_and_scale_down'),
+        ('scaling', '0007_heroku_accounts'),
     ]
 
     operations = [
