@@ -95,6 +95,12 @@ The rules, in order
         longer than the up window or 5 min; a failed read; a counter that rose (for a cache,
         evictions count only while its hit rate over the window is under the minimum); a metric
         whose peak went over its threshold in the window.
+    settling_after_down
+        For one trend window after a step down, a meaningful projected rise (not a breach:
+        those rules come first) means *stay*: the down was judged on the window's peak with a
+        margin, and a few minutes of rising samples on the new plan are more often noise or a
+        swing turning than a breach on its way. Flap bait otherwise goes down and straight
+        back up.
     still_climbing
         No step down into a plan that a rise (a line through the stabilisation window with
         a slope t-statistic of ``trend_min_t`` or more) would take over its threshold within
@@ -829,6 +835,11 @@ class Situation:
             key=lambda s: s.at,
         )
         self.good = [s for s in self.relevant if s.usable]
+        # The samples before the last change, oldest first (their plan tells the change's way).
+        self.samples_before_change = sorted(
+            (s for s in samples if last_change_at is not None and oldest <= s.at <= last_change_at),
+            key=lambda s: s.at,
+        )
 
         # Up window: at least the last min_samples good samples.
         recent = [s for s in self.good if s.at > now - policy.up_window]
@@ -1152,6 +1163,23 @@ def breach(s: Situation) -> Decision | None:
     return None
 
 
+def settling_after_down(s: Situation) -> Decision | None:
+    """For one trend window after a step down, a projected rise does not move the plan back
+    up: the down was judged on the stabilisation window's peak with a margin, so a few
+    minutes of samples rising on the new plan are more likely noise or the start of a swing
+    than a breach on its way. A breach or a data drop still moves it up at once (their rules
+    come first)."""
+    if s.last_change_at is None or s.now - s.last_change_at >= s.policy.trend_window:
+        return None
+    before = [x for x in s.samples_before_change if x.plan_name != s.current.name and x.plan_name in s.rank]
+    if not before or s.rank[before[-1].plan_name] <= s.cur:
+        return None
+    early = early_trend(s)
+    if early is None or early.action != "up":
+        return None
+    return s.decision("stay", "settling_after_down", metrics=early.metrics, since_change=s.now - s.last_change_at)
+
+
 def early_trend(s: Situation) -> Decision | None:
     metrics = tuple(
         v.name for v in s.up_views
@@ -1305,6 +1333,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     too_few_samples,
     steady_climb,
     breach,
+    settling_after_down,
     early_trend,
     scheduled_floor,
     scale_down_disabled,
@@ -1575,6 +1604,10 @@ def render_reason(d: Decision) -> str:
         text = _up_outcome(d, _breach_text(d))
     elif d.rule == "early_trend":
         text = _up_outcome(d, _early_text(d))
+    elif d.rule == "settling_after_down":
+        text = (f"moved down to {d.current.name} {_fmt_duration(d.since_change)} ago; a projected rise "
+                f"({_early_text(d)}) waits until the new plan has been watched for the trend window; "
+                f"a breach or a data drop would move it up at once")
     else:
         text = f"{_averages(d)}; {_down_text(d)}"
     if d.above_max_plan:

@@ -4,9 +4,11 @@ says will pass the next plan too going straight to the one after. Pure: no datab
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from tests.scaling.test_engine import P, Case, assert_decides, ramp, run, series
+from tests.scaling.test_engine import NOW, P, Case, assert_decides, ramp, run, series
 
 
 def refused(per_sample: int, over_minutes: float = 1.0):
@@ -97,4 +99,37 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule(case: Case):
+    assert_decides(case, run(case), tolerance=0.05)
+
+
+SETTLING = [
+    Case(
+        "settling: 4 min after a step down, a projected rise (not a breach) waits",
+        P["premium-0"],
+        series(P["premium-1"], 16, mem=14, conn=12, end=NOW - timedelta(minutes=5))
+        + series(P["premium-0"], 4, mem=ramp(50, 70, 4), conn=25),
+        "stay", last_change_at=NOW - timedelta(minutes=4, seconds=30),
+        rule="settling_after_down", fields={"since_change": timedelta(minutes=4, seconds=30)},
+    ),
+    Case(
+        "settling: 4 min after a step down, a breach still moves up",
+        P["premium-0"],
+        series(P["premium-1"], 16, mem=14, conn=12, end=NOW - timedelta(minutes=5))
+        + series(P["premium-0"], 4, mem=ramp(60, 90, 4), conn=25),
+        "up", "premium-1", breaching=True, last_change_at=NOW - timedelta(minutes=4, seconds=30),
+        rule="breach",
+    ),
+    Case(
+        "settling: 4 min after a step up, a projected rise moves up again",
+        P["premium-1"],
+        series(P["premium-0"], 16, mem=70, conn=20, end=NOW - timedelta(minutes=5))
+        + series(P["premium-1"], 4, mem=ramp(50, 70, 4), conn=10),
+        "up", "premium-2", last_change_at=NOW - timedelta(minutes=4, seconds=30),
+        rule="early_trend",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SETTLING, ids=[c.name for c in SETTLING])
+def test_settling_rule(case: Case):
     assert_decides(case, run(case), tolerance=0.05)
