@@ -45,13 +45,20 @@ The rules, in order
         ``max_plan`` counts as ``max_plan``). No samples are needed.
     no_samples
         Nothing on the current plan in the look-back: *stay*.
+    connections_refused
+        Rejected connections rising between consecutive samples of the up window (and no
+        memory dropping) mean *up* at once, sized by the demand: the peak of connected
+        clients plus the most connections refused between two samples (the clients that
+        wanted in), kept under the connection threshold (``DataDropped.connection_demand``),
+        not a fixed multiple of the capped reading. A small storm takes one step, a big
+        one goes straight to the plan that holds it.
     data_drop
-        Evicted keys or rejected connections rising between consecutive samples of the up
-        window (a counter that goes *down* is a Redis restart, not a rise), or used memory
-        at the plan's limit (``memory_full``, 99 %), mean *up* at once, even on one or two
-        samples and whatever the averages say. It counts as a breach (``breaching=True``).
-        Redis reports at most its limits while dropping, so the dropping metric is sized at
-        ``data_drop_factor`` (2x) its capped reading.
+        Evicted keys rising between consecutive samples of the up window (a counter that
+        goes *down* is a Redis restart, not a rise), or used memory at the plan's limit
+        (``memory_full``, 99 %), mean *up* at once, even on one or two samples and whatever
+        the averages say. It counts as a breach (``breaching=True``). Redis reports at most
+        its memory while dropping, so memory is sized at ``data_drop_factor`` (2x) its
+        capped reading; refused connections at the same time are sized by their demand.
     cache_hit_rate_low
         A cache (``Policy.workload``) evicting keys (or with memory at ``memory_full``) in
         the up window while its hit rate there is under ``min_hit_rate`` means *up*, to a plan with ``data_drop_factor``
@@ -60,6 +67,12 @@ The rules, in order
         and ``breach``/``early_trend`` judge connections only.
     too_few_samples
         Fewer than ``min_samples`` good samples means *stay*.
+    steady_climb
+        When ``breach`` or ``early_trend`` would move up and a climb observed steadily for
+        ``climb_window`` (1 h: a significant line through its samples, each half rising at
+        half its slope or more) would take a metric over the threshold of the plan they chose
+        within ``sizing_horizon`` (2 h), *up* one plan further now (``Decision.climb``): one
+        failover instead of two in quick succession. Never past ``max_plan``.
     breach
         The up-window average of memory % or connection % above its threshold means *up*.
     early_trend
@@ -69,7 +82,9 @@ The rules, in order
         spanning at least a quarter of the trend window, slope t-statistic at least
         ``trend_min_t`` (twice that while they span less than half the window), a projected
         rise larger than the residual noise, and the fitted current level at least
-        ``trend_min_level`` of the threshold. Flat noisy load does not pass these tests.
+        ``trend_min_level`` of the threshold. Flat noisy load does not pass these tests, nor
+        does a step that has already happened: the slope over the up window must not be
+        under half the trend's and lower by more than three standard errors.
     scale_down_disabled
         Scale-in protection (``Policy.scale_down=False``): nothing moves the plan down.
     scheduled_floor, at_min_plan, window_not_observed, gap_in_window, failed_reads_in_window,
@@ -80,6 +95,16 @@ The rules, in order
         longer than the up window or 5 min; a failed read; a counter that rose (for a cache,
         evictions count only while its hit rate over the window is under the minimum); a metric
         whose peak went over its threshold in the window.
+    settling_after_down
+        For one trend window after a step down, a meaningful projected rise (not a breach:
+        those rules come first) means *stay*: the down was judged on the window's peak with a
+        margin, and a few minutes of rising samples on the new plan are more often noise or a
+        swing turning than a breach on its way. Flap bait otherwise goes down and straight
+        back up.
+    still_climbing
+        No step down into a plan that a rise (a line through the stabilisation window with
+        a slope t-statistic of ``trend_min_t`` or more) would take over its threshold within
+        ``sizing_horizon``: ``steady_climb`` would take it back up. *Stay*.
     scale_down
         Down when, for the whole stabilisation window, every metric stayed under its
         threshold; judged on the window's *peak*, which must fit under
@@ -131,6 +156,7 @@ __all__ = [
     "DataDropped",
     "DownWindow",
     "HitRate",
+    "Climb",
     "Decision",
     "Situation",
     "ScheduleWindows",
@@ -336,6 +362,17 @@ class Policy:
     scale_down
         ``False``: scale-in protection, the instance only ever moves up (rule
         ``scale_down_disabled``).
+    sizing_horizon
+        How far ahead a steady climb is projected when sizing an up move (rule
+        ``steady_climb``). Default 2 h: a climb that would outgrow the plan chosen within
+        that time goes one plan further now, saving a failover soon after.
+    climb_window
+        How long a climb must have been observed, steadily, before it is projected
+        ``sizing_horizon`` ahead. Default half the sizing horizon (1 h): the line through
+        the window's samples must rise significantly (t-statistic ``trend_min_t``) and so
+        must each half of it, at half the whole window's slope or more, so an oscillation
+        (a rise that has already turned) is not mistaken for a climb. Lengthens the
+        look-back (:attr:`lookback`) to this window.
     """
 
     memory_threshold: float
@@ -358,6 +395,8 @@ class Policy:
     workload: Workload = "queue"
     min_hit_rate: float = 90.0
     scale_down: bool = True
+    sizing_horizon: timedelta = timedelta(hours=2)
+    climb_window: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.workload not in ("queue", "cache"):
@@ -380,6 +419,8 @@ class Policy:
             )
         if self.trend_window is None:
             object.__setattr__(self, "trend_window", max(timedelta(minutes=10), 5 * self.scaling_interval))
+        if self.climb_window is None:
+            object.__setattr__(self, "climb_window", self.sizing_horizon / 2)
         if self.trend_horizon is None:
             object.__setattr__(self, "trend_horizon", self.plan_change_time + self.scaling_interval)
         for label, td in (
@@ -403,6 +444,8 @@ class Policy:
             raise ValueError(f"data drop factor must be at least 1, got {self.data_drop_factor}")
         if self.schedule_lead < timedelta(0):
             raise ValueError("schedule lead must not be negative")
+        if self.sizing_horizon < timedelta(0):
+            raise ValueError("sizing horizon must not be negative")
 
     @property
     def schedule_raise_lead(self) -> timedelta:
@@ -414,7 +457,7 @@ class Policy:
     @property
     def lookback(self) -> timedelta:
         """How far back samples can matter; older ones are ignored."""
-        return max(self.up_window, self.stabilisation_window, self.trend_window) + max(
+        return max(self.up_window, self.stabilisation_window, self.trend_window, self.climb_window) + max(
             self.up_window, _SLOWEST_METRIC_RATE
         )
 
@@ -476,6 +519,21 @@ class DataDropped:
     rejected_connections_rise: int
     memory_full_pct: float | None  # the up window's peak memory, when at the plan's limit
     sized_for_factor: float
+    rejected_step: int = 0  # the most connections refused between two consecutive samples
+    connection_peak: int | None = None  # the up window's peak of connected clients (capped at the limit)
+    connection_demand: int | None = None  # connection_peak + rejected_step: the clients that wanted in
+
+
+@dataclass(frozen=True)
+class Climb:
+    """A steady climb that would outgrow ``first`` (the plan the ordinary up rule chose)
+    within ``horizon`` (rule ``steady_climb``): the trend's projection there, in % of
+    ``first``'s limit."""
+
+    first: Plan
+    horizon: timedelta
+    metric: Metric
+    projected_pct: float  # of first's limit, ``horizon`` from now
 
 
 @dataclass(frozen=True)
@@ -558,6 +616,7 @@ class Decision:
     lookback: timedelta | None = None
     scheduled: ScheduledMinimum | None = None  # the schedule that raised or held the plan
     hit_rate: HitRate | None = None  # a cache's, over the window its rule judged
+    climb: Climb | None = None  # a steady climb's projection past the first plan (rule steady_climb)
 
     @property
     def memory_pct(self) -> float | None:
@@ -614,6 +673,13 @@ def _counter_rise(samples: Sequence[Sample], attr: str) -> int:
     return rise
 
 
+def _largest_step(samples: Sequence[Sample], attr: str) -> int:
+    """The largest increase of a cumulative counter between two consecutive readings (a
+    counter that went down is a restart, not a step)."""
+    values = [getattr(s, attr) for s in samples if getattr(s, attr) is not None]
+    return max((b - a for a, b in zip(values, values[1:]) if b > a), default=0)
+
+
 @dataclass(frozen=True)
 class _Trend:
     n: int
@@ -622,6 +688,7 @@ class _Trend:
     projected: float  # fitted value at now + horizon
     noise: float  # residual standard deviation
     t_stat: float
+    slope_se: float = 0.0  # the slope's standard error
 
     @property
     def rise(self) -> float:
@@ -648,7 +715,8 @@ def _fit_line(points: Sequence[tuple[float, float]], horizon_s: float) -> _Trend
         t_stat = slope / se
     else:
         t_stat = math.inf if slope > 0 else (-math.inf if slope < 0 else 0.0)
-    return _Trend(n=n, slope=slope, level=level, projected=level + slope * horizon_s, noise=noise, t_stat=t_stat)
+    return _Trend(n=n, slope=slope, level=level, projected=level + slope * horizon_s, noise=noise, t_stat=t_stat,
+                  slope_se=se)
 
 
 @dataclass(frozen=True)
@@ -664,12 +732,20 @@ class _MetricView:
     peak: float | None  # up-window peak
     trend: _Trend | None
     min_t: float = 0.0  # the slope's t-statistic needed (stricter on a short span)
+    recent_line: _Trend | None = None  # the line through the up window's samples
+
 
     def meaningful_rise(self, policy: Policy) -> bool:
         """The trend rises for real: a significant slope (t-statistic at least
-        ``min_t``) and a projected rise over the horizon larger than the residual noise."""
+        ``min_t``), a projected rise over the horizon larger than the residual noise, and
+        still rising over the up window: a slope there under half the trend's, and lower
+        by more than three standard errors, is a step that has already happened (the load
+        jumped, then stayed), not a rise."""
         tr = self.trend
         if tr is None or tr.slope <= 0 or tr.t_stat < max(self.min_t, policy.trend_min_t):
+            return False
+        recent = self.recent_line
+        if recent is not None and tr.slope - recent.slope > max(tr.slope / 2, 3 * recent.slope_se):
             return False
         return tr.rise > tr.noise
 
@@ -759,6 +835,11 @@ class Situation:
             key=lambda s: s.at,
         )
         self.good = [s for s in self.relevant if s.usable]
+        # The samples before the last change, oldest first (their plan tells the change's way).
+        self.samples_before_change = sorted(
+            (s for s in samples if last_change_at is not None and oldest <= s.at <= last_change_at),
+            key=lambda s: s.at,
+        )
 
         # Up window: at least the last min_samples good samples.
         recent = [s for s in self.good if s.at > now - policy.up_window]
@@ -798,17 +879,18 @@ class Situation:
 
     def _view(self, name: Metric, attr: str, limit: int | None, threshold: float) -> _MetricView:
         values = [getattr(s, attr) for s in self.recent]
-        trend = None
+        trend = recent_line = None
         if len(self.trend_samples) >= self.policy.trend_min_samples:
             horizon_s = self.policy.trend_horizon.total_seconds()
             points = [((s.at - self.now).total_seconds(), float(getattr(s, attr))) for s in self.trend_samples]
             trend = _fit_line(points, horizon_s)
+            recent_line = _fit_line([((s.at - self.now).total_seconds(), float(getattr(s, attr))) for s in self.recent], 0.0)
         return _MetricView(
             name=name, attr=attr, limit=limit, threshold=threshold,
             latest=values[-1] if values else None,
             avg=sum(values) / len(values) if values else None,
             peak=max(values) if values else None,
-            trend=trend, min_t=self.min_t,
+            trend=trend, min_t=self.min_t, recent_line=recent_line,
         )
 
     @property
@@ -933,27 +1015,60 @@ def no_samples(s: Situation) -> Decision | None:
     return None
 
 
-def data_drop(s: Situation) -> Decision | None:
-    policy = s.policy
+def _dropped(s: Situation) -> DataDropped | None:
+    """What shows data being dropped in the up window, or ``None``. Refused connections
+    are sized by the demand: the clients connected at the peak plus the most refused
+    between two samples (the clients that wanted in and could not)."""
     evicted = 0 if s.cache else _counter_rise(s.recent, "evicted_keys")
     rejected = _counter_rise(s.recent, "rejected_connections")
     memory_full = (not s.cache and s.mem.peak is not None
-                   and s.mem.peak >= policy.memory_full * s.current.memory_bytes)
+                   and s.mem.peak >= s.policy.memory_full * s.current.memory_bytes)
     if not (evicted or rejected or memory_full):
         return None
-    # Dropping data is worse than a breach: it counts as one whatever the averages. The
-    # readings are capped at the limits, so size for data_drop_factor times them.
-    metrics = tuple(m for m, dropping in (("memory", evicted or memory_full), ("connections", rejected)) if dropping)
-    dropped = DataDropped(
+    step = _largest_step(s.recent, "rejected_connections") if rejected else 0
+    peak = None if s.conn.peak is None else int(s.conn.peak)
+    return DataDropped(
         evicted_keys_rise=evicted, rejected_connections_rise=rejected,
         memory_full_pct=s.current.memory_pct(s.mem.peak) if memory_full else None,
-        sized_for_factor=policy.data_drop_factor,
+        sized_for_factor=s.policy.data_drop_factor, rejected_step=step,
+        connection_peak=peak if rejected else None,
+        connection_demand=(peak or 0) + step if rejected else None,
     )
-    return s.up(
-        "data_drop", metrics=metrics, breaching=True, data_drop=True, dropped=dropped,
-        need_mem=s.mem.need(policy, dropping=bool(evicted) or memory_full),
-        need_conn=s.conn.need(policy, dropping=bool(rejected)),
-    )
+
+
+def _drop_up(s: Situation, rule: str, dropped: DataDropped) -> Decision:
+    """Up for data being dropped: memory sized at ``data_drop_factor`` times its capped
+    reading while it drops, connections at their demand while they are refused."""
+    memory_dropping = bool(dropped.evicted_keys_rise) or dropped.memory_full_pct is not None
+    metrics = tuple(m for m, dropping in (("memory", memory_dropping),
+                                          ("connections", dropped.rejected_connections_rise)) if dropping)
+    need_conn = s.conn.need(s.policy)
+    if dropped.connection_demand is not None:
+        need_conn = max(need_conn or 0.0, float(dropped.connection_demand))
+    return s.up(rule, metrics=metrics, breaching=True, data_drop=True, dropped=dropped,
+                need_mem=s.mem.need(s.policy, dropping=memory_dropping), need_conn=need_conn)
+
+
+def connections_refused(s: Situation) -> Decision | None:
+    """A storm of refused connections (and no memory dropping): up at once, to the cheapest
+    plan that keeps the demand (connected + the most refused between two samples) under the
+    connection threshold, not a fixed multiple of the capped reading."""
+    dropped = _dropped(s)
+    if dropped is None or not dropped.rejected_connections_rise:
+        return None
+    if dropped.evicted_keys_rise or dropped.memory_full_pct is not None:
+        return None  # memory is dropping too: data_drop sizes both
+    return _drop_up(s, "connections_refused", dropped)
+
+
+def data_drop(s: Situation) -> Decision | None:
+    """Evictions or memory at the limit (with or without refused connections): up at once,
+    whatever the averages say. Dropping data is worse than a breach: it counts as one. The
+    readings are capped at the limits, so memory is sized for data_drop_factor times them."""
+    dropped = _dropped(s)
+    if dropped is None:
+        return None
+    return _drop_up(s, "data_drop", dropped)
 
 
 def cache_hit_rate_low(s: Situation) -> Decision | None:
@@ -978,6 +1093,67 @@ def too_few_samples(s: Situation) -> Decision | None:
     return None
 
 
+def _rising_line(samples: Sequence[Sample], attr: str, now: datetime, min_t: float) -> _Trend | None:
+    """A line through the samples' ``attr`` (seconds relative to ``now``) that rises with
+    a slope t-statistic of at least ``min_t``, or ``None``."""
+    points = [((x.at - now).total_seconds(), float(getattr(x, attr))) for x in samples if x.usable]
+    line = _fit_line(points, 0.0)
+    if line is None or line.slope <= 0 or line.t_stat < min_t:
+        return None
+    return line
+
+
+def _steady_climb_line(s: Situation, view: _MetricView) -> _Trend | None:
+    """The climb of the last ``climb_window``, if it was observed across the whole window
+    and rose steadily: significantly over the window, and over each half at half that slope
+    or more (an oscillation that has turned fails this)."""
+    window = s.policy.climb_window
+    samples = [x for x in s.good if x.at >= s.now - window]
+    if not samples or samples[-1].at - samples[0].at < window * 0.9:
+        return None
+    line = _rising_line(samples, view.attr, s.now, s.policy.trend_min_t)
+    if line is None:
+        return None
+    middle = s.now - window / 2
+    for half in ([x for x in samples if x.at < middle], [x for x in samples if x.at >= middle]):
+        part = _fit_line([((x.at - s.now).total_seconds(), float(getattr(x, view.attr))) for x in half], 0.0)
+        if part is None or part.slope < line.slope / 2:
+            return None
+    return line
+
+
+def _climb_past(s: Situation, plan: Plan, line_of: Callable[[_MetricView], _Trend | None]) -> Climb | None:
+    """A rise (``line_of`` each metric that may scale up) that takes a metric over
+    ``plan``'s threshold within ``sizing_horizon``, or ``None``."""
+    horizon = s.policy.sizing_horizon
+    for view in s.up_views:
+        limit = plan.memory_bytes if view.name == "memory" else plan.connection_limit
+        if view.limit is None or limit is None:
+            continue
+        line = line_of(view)
+        if line is None:
+            continue
+        projected_pct = (line.level + line.slope * horizon.total_seconds()) / limit * 100
+        if projected_pct > view.threshold:
+            return Climb(first=plan, horizon=horizon, metric=view.name, projected_pct=projected_pct)
+    return None
+
+
+def steady_climb(s: Situation) -> Decision | None:
+    """A climb the trend says will outgrow the plan the ordinary up rule picks (breach or
+    early_trend) within ``sizing_horizon`` goes one plan further now: one failover instead
+    of two in quick succession. Only on a meaningful rise, never past the max plan."""
+    first = breach(s) or early_trend(s)
+    if first is None or first.action != "up" or first.cannot_scale_further or s.rank[first.target.name] >= s.hi:
+        return None
+    climb = _climb_past(s, first.target, lambda view: _steady_climb_line(s, view))
+    if climb is None:
+        return None
+    target = s.plans[s.rank[first.target.name] + 1]
+    return s.decision("up", "steady_climb", target, metrics=(climb.metric,), breaching=first.breaching,
+                      fit=Fit.of(target, s.need_mem, s.need_conn), climb=climb)
+
+
 def breach(s: Situation) -> Decision | None:
     metrics = tuple(
         v.name for v in s.up_views if v.limit is not None and v.avg is not None and v.pct(v.avg) > v.threshold
@@ -985,6 +1161,23 @@ def breach(s: Situation) -> Decision | None:
     if metrics:
         return s.up("breach", metrics=metrics, breaching=True, need_mem=s.need_mem, need_conn=s.need_conn)
     return None
+
+
+def settling_after_down(s: Situation) -> Decision | None:
+    """For one trend window after a step down, a projected rise does not move the plan back
+    up: the down was judged on the stabilisation window's peak with a margin, so a few
+    minutes of samples rising on the new plan are more likely noise or the start of a swing
+    than a breach on its way. A breach or a data drop still moves it up at once (their rules
+    come first)."""
+    if s.last_change_at is None or s.now - s.last_change_at >= s.policy.trend_window:
+        return None
+    before = [x for x in s.samples_before_change if x.plan_name != s.current.name and x.plan_name in s.rank]
+    if not before or s.rank[before[-1].plan_name] <= s.cur:
+        return None
+    early = early_trend(s)
+    if early is None or early.action != "up":
+        return None
+    return s.decision("stay", "settling_after_down", metrics=early.metrics, since_change=s.now - s.last_change_at)
 
 
 def early_trend(s: Situation) -> Decision | None:
@@ -1116,15 +1309,31 @@ def scale_down(s: Situation) -> Decision:
     return s.decision("down", "scale_down", target, fit=Fit.of(target, need_mem, need_conn), down=s.down(**figures))
 
 
+def still_climbing(s: Situation) -> Decision | None:
+    """No step down into a plan that a meaningful climb would outgrow within
+    ``sizing_horizon``: the move ``steady_climb`` made would be undone and redone."""
+    down = scale_down(s)
+    if down.action != "down":
+        return None
+    climb = _climb_past(s, down.target,
+                        lambda view: _rising_line(s.down_window, view.attr, s.now, s.policy.trend_min_t))
+    if climb is None:
+        return None
+    return s.decision("stay", "still_climbing", metrics=(climb.metric,), fit=down.fit, down=down.down, climb=climb)
+
+
 RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     waiting_for_new_plan,
     below_min_plan,
     scheduled_minimum,
     no_samples,
     cache_hit_rate_low,
+    connections_refused,
     data_drop,
     too_few_samples,
+    steady_climb,
     breach,
+    settling_after_down,
     early_trend,
     scheduled_floor,
     scale_down_disabled,
@@ -1134,6 +1343,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     failed_reads_in_window,
     data_dropped_in_window,
     peak_over_threshold,
+    still_climbing,
     scale_down,
 )
 """The rules in the order :func:`decide` asks them; the first decision wins."""
@@ -1257,10 +1467,21 @@ def _drop_text(d: Decision) -> str:
         drops.append(f"rejected connections rose by {x.rejected_connections_rise:,}")
     if x.memory_full_pct is not None:
         drops.append(f"memory reached {_fmt_pct(x.memory_full_pct)} of {d.current.name}'s limit")
-    return (
-        f"data is being dropped: {', '.join(drops)} in the last {_fmt_duration(d.window)} "
-        f"(sized for {x.sized_for_factor:g}x the capped readings)"
-    )
+    sizing = []
+    if "memory" in d.metrics:
+        sizing.append(f"memory sized for {x.sized_for_factor:g}x its capped reading")
+    if x.connection_demand is not None:
+        sizing.append(f"connections for a demand of {x.connection_demand:,} clients ({x.connection_peak:,} connected "
+                      f"and up to {x.rejected_step:,} refused between two samples)")
+    what = "connections are being refused" if d.rule == "connections_refused" else "data is being dropped"
+    return f"{what}: {', '.join(drops)} in the last {_fmt_duration(d.window)} ({'; '.join(sizing)})"
+
+
+def _climb_text(d: Decision) -> str:
+    c = d.climb
+    why = _breach_text(d) if d.breaching else _early_text(d)
+    return (f"{why}; the trend takes {c.metric} to {_fmt_pct(c.projected_pct)} of {c.first.name} within "
+            f"{_fmt_duration(c.horizon)}, so going one plan further now")
 
 
 def _hit_rate_text(d: Decision) -> str:
@@ -1329,6 +1550,10 @@ def _down_text(d: Decision) -> str:
     if d.rule == "waiting_for_deeper_step":
         return (f"load fell in the last {_fmt_duration(w.window / 2)}: waiting for the whole {stab} window "
                 f"to confirm {w.deeper.name} rather than stepping to {d.fit.plan.name} first")
+    if d.rule == "still_climbing":
+        c = d.climb
+        return (f"the rising {c.metric} would reach {_fmt_pct(c.projected_pct)} of {c.first.name} within "
+                f"{_fmt_duration(c.horizon)}; not scaling down")
     if d.rule == "no_cheaper_plan":
         return f"no cheaper plan above the minimum {d.min_plan.name}"
     what = f"the {stab} peak"
@@ -1367,8 +1592,10 @@ def render_reason(d: Decision) -> str:
             text += f"; moving to {d.target.name}"
     elif d.rule == "no_samples":
         text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
-    elif d.rule == "data_drop":
+    elif d.rule in ("data_drop", "connections_refused"):
         text = _up_outcome(d, _drop_text(d))
+    elif d.rule == "steady_climb":
+        text = _up_outcome(d, _climb_text(d))
     elif d.rule == "cache_hit_rate_low":
         text = _up_outcome(d, _hit_rate_text(d))
     elif d.rule == "too_few_samples":
@@ -1377,6 +1604,10 @@ def render_reason(d: Decision) -> str:
         text = _up_outcome(d, _breach_text(d))
     elif d.rule == "early_trend":
         text = _up_outcome(d, _early_text(d))
+    elif d.rule == "settling_after_down":
+        text = (f"moved down to {d.current.name} {_fmt_duration(d.since_change)} ago; a projected rise "
+                f"({_early_text(d)}) waits until the new plan has been watched for the trend window; "
+                f"a breach or a data drop would move it up at once")
     else:
         text = f"{_averages(d)}; {_down_text(d)}"
     if d.above_max_plan:

@@ -20,12 +20,22 @@ connection_storm.csv   24 h, 15-s points: steady 28 MiB and 18 clients, with thr
                        connection storms (web dynos scaled out for a traffic surge, each
                        opening its pool: to 140, 240 and 150 clients within 1 to 2 min)
                        lasting 30, 60 and 45 min.
-scheduled_batch.csv    48 h (Monday and Tuesday), 1-min points: steady 20 MiB and 15
-                       clients; every weekday at 06:00 UTC a batch job starts at once:
-                       180 MiB and 120 clients (72 % and 60 % of a premium-2) for 45
-                       min, drained by 07:00. Known in advance, so a schedule
+scheduled_batch.csv    48 h (Monday and Tuesday), 1-min points: steady 20 MiB and 20
+                       clients (a mini at its connection limit: premium-0); every
+                       weekday at 06:00 UTC a batch job starts at once: 180 MiB
+                       and 120 clients (72 % and 60 % of a premium-2) for 45 min,
+                       drained by 07:00. Known in advance, so a schedule
                        (`--schedule "mon-fri 06:00-07:00 UTC premium-2"`) has the plan up
                        before it; no trend can see a step like this coming.
+flap_bait.csv          24 h, 1-min points: memory oscillating around premium-0's 80 %
+                       threshold (40 MiB): 26 to 50 MiB and back every 5 hours, with
+                       noise (2 MiB), so the load lingers near the boundary at each
+                       crossing; 20 clients. The original rule steps up and down
+                       several times at every crossing.
+weekly_sawtooth.csv    7 days (Monday to Sunday), 5-min points, recorded on Redis Cloud
+                       (rediscloud plans): a backlog that grows through each day from
+                       40 MiB (starting 06:00) to about 330 MiB on weekdays (150 MiB at
+                       the weekend) and is purged at 01:00; 30 to 90 clients.
 """
 
 from __future__ import annotations
@@ -125,10 +135,33 @@ def scheduled_batch():
             mem, clients = 180.0, 120.0
         elif batch:  # draining over the last 15 minutes
             frac = 1 - (of_day - 6 * 60 - 45) / 15
-            mem, clients = 20 + 160 * frac, 15 + 105 * frac
+            mem, clients = 20 + 160 * frac, 20 + 100 * frac
         else:
-            mem, clients = 20.0, 15.0
+            mem, clients = 20.0, 20.0
         yield START + timedelta(minutes=minute), mem + rng.gauss(0, 1), clients + rng.gauss(0, 1.5)
+
+
+def flap_bait():
+    rng = random.Random(20240309)
+    for minute in range(24 * 60 + 1):
+        mem = 38 + 12 * math.sin(2 * math.pi * minute / 300) + rng.gauss(0, 2)
+        clients = 20 + rng.gauss(0, 2)
+        yield START + timedelta(minutes=minute), mem, clients
+
+
+def weekly_sawtooth():
+    rng = random.Random(20240311)
+    for step in range(7 * 24 * 12 + 1):
+        minute = step * 5
+        day, of_day = divmod(minute, 24 * 60)
+        peak = 330 if day < 5 else 150
+        # The backlog grows from 06:00 until it is purged at 01:00 the next night.
+        since = (of_day - 6 * 60) % (24 * 60)
+        growing = since < 19 * 60 and not (day == 0 and of_day < 6 * 60)  # the week starts purged
+        mem = 40 + (peak - 40) * since / (19 * 60) if growing else 40
+        busy = 6 * 60 <= of_day < 22 * 60
+        clients = (90 if busy and day < 5 else 50 if busy else 30) + rng.gauss(0, 3)
+        yield START + timedelta(minutes=minute), mem + rng.gauss(0, 2), clients
 
 
 TRACES = {
@@ -137,6 +170,8 @@ TRACES = {
     "slow_leak.csv": slow_leak,
     "connection_storm.csv": connection_storm,
     "scheduled_batch.csv": scheduled_batch,
+    "flap_bait.csv": flap_bait,
+    "weekly_sawtooth.csv": weekly_sawtooth,
 }
 
 

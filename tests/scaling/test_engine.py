@@ -172,7 +172,7 @@ CASES = [
         "data drop: rejected connections rising -> up at once",
         P["premium-1"], series(P["premium-1"], 20, mem=40, conn=30, rejected=lambda a: 7 if a > 1 else 19),
         "up", "premium-2", breaching=True, data_drop=True,
-        rule="data_drop", fields={"dropped.rejected_connections_rise": 12, "metrics": ("connections",)},
+        rule="connections_refused", fields={"dropped.rejected_connections_rise": 12, "metrics": ("connections",)},
     ),
     Case(
         "data drop: memory at the plan limit, on one sample -> up at once",
@@ -271,9 +271,9 @@ CASES = [
     ),
     Case(
         "down: a rising load must still fit the lower plan a window ahead",
-        # 30 -> 40 MiB over 16 min, rising 0.625 MiB/min: premium-1 holds the peak (40%) and
-        # the projection 15 min ahead (49.4%); premium-0 would not hold even the peak (80%).
-        P["premium-2"], series(P["premium-2"], 16, mem=ramp(12, 16, 16), conn=5),
+        # 25 -> 31 MiB over 16 min, rising 0.375 MiB/min: premium-0 holds the peak (62%) but
+        # not the projection 15 min ahead (73%); premium-1 holds that and 2 h of it (76%).
+        P["premium-2"], series(P["premium-2"], 16, mem=ramp(10, 12.4, 16), conn=5),
         "down", "premium-1", rule="scale_down", fields={"down.rising": ("memory",)},
     ),
     Case(
@@ -320,7 +320,7 @@ CASES = [
     ),
     Case(
         "samples older than the windows are ignored",
-        P["premium-1"], series(P["premium-1"], 20, mem=95, conn=20, end=NOW - timedelta(hours=1)),
+        P["premium-1"], series(P["premium-1"], 20, mem=95, conn=20, end=NOW - timedelta(hours=2)),
         "stay", rule="no_samples",
     ),
     # --- Unlimited connections -------------------------------------------------------------

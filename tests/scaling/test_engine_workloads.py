@@ -105,12 +105,13 @@ CASES = [
         fields={"metrics": ("connections",), "fit.memory_pct": None},
     ),
     Case(
-        "cache: rejected connections rising -> data drop on connections",
+        "cache: rejected connections rising -> up on connections, sized by their demand",
         P["premium-0"],
         with_lookups(series(P["premium-0"], 20, mem=99.5, conn=100, evicted=evicting(),
                             rejected=lambda age: 500 - 10 * age), 97),
-        "up", "premium-2", policy=CACHE, breaching=True, data_drop=True, rule="data_drop",
-        fields={"metrics": ("connections",), "dropped.evicted_keys_rise": 0, "dropped.memory_full_pct": None},
+        "up", "premium-1", policy=CACHE, breaching=True, data_drop=True, rule="connections_refused",
+        fields={"metrics": ("connections",), "dropped.evicted_keys_rise": 0, "dropped.memory_full_pct": None,
+                "dropped.connection_demand": 45},
     ),
     # --- Down: the queue's rules, evictions allowed only while the hit rate holds -------
     Case(

@@ -18,6 +18,7 @@ from tests.scaling.ladders import HEROKU_KVS
 import scaling.simulation as simulation
 from benchmarks.baselines import baseline_original_rule, hindsight_floor_cost
 from scaling.engine import Plan, Policy
+from scaling.schedules import parse_schedule
 from scaling.simulation import (
     HOURS_PER_MONTH,
     PlanChange,
@@ -265,14 +266,47 @@ def test_hindsight_floor_is_the_cheapest_plan_holding_each_point():
     assert within == pytest.approx(floor)
 
 
-# --- Acceptance bar on the example traces -------------------------------------------------
+def test_hindsight_floor_honours_a_scheduled_minimum_while_its_window_is_open():
+    # Monday 2024-03-04 from midnight: a window 00:30-01:00 UTC asking for premium-2.
+    trace = points((120, 30, 10))
+    schedule = parse_schedule("daily 00:30-01:00 UTC premium-2")
+    floor = hindsight_floor_cost(trace=trace, ladder=LADDER, min_plan=P["mini"], max_plan=P["premium-9"],
+                                 memory_limit_pct=80, connection_limit_pct=80, schedules=[schedule])
+    plain = hindsight_floor_cost(trace=trace, ladder=LADDER, min_plan=P["mini"], max_plan=P["premium-9"],
+                                 memory_limit_pct=80, connection_limit_pct=80)
+    assert plain == pytest.approx(2 * 15 / HOURS_PER_MONTH)  # 30 MiB: premium-0 for 2 h
+    assert floor == pytest.approx((1.5 * 15 + 0.5 * 60) / HOURS_PER_MONTH)
 
-EXAMPLES = {  # trace -> start plan
-    "daily_queue_cycle": "premium-0",
-    "sudden_spike": "premium-0",
-    "slow_leak": "premium-0",
-    "connection_storm": "premium-0",
-}
+
+def test_hindsight_floor_with_scale_in_switched_off_never_steps_down():
+    trace = points((60, 30, 10), (60, 200, 100), (60, 30, 10))  # premium-0, premium-2, premium-0
+    floor = hindsight_floor_cost(trace=trace, ladder=LADDER, min_plan=P["mini"], max_plan=P["premium-9"],
+                                 scale_down=False)
+    assert floor == pytest.approx((15 + 60 + 60) / HOURS_PER_MONTH)
+
+
+def test_hindsight_floor_gives_a_cache_evicting_under_its_hit_rate_more_memory_than_it_had():
+    rows, evicted, hits, misses = [], 0, 0, 0
+    for minute in range(121):  # a full premium-0 cache; after minute 60, 70 % hits and evictions
+        if minute > 60:
+            evicted, hits, misses = evicted + 500, hits + 700, misses + 300
+        elif minute:
+            hits, misses = hits + 970, misses + 30
+        rows.append(TracePoint(T0 + timedelta(minutes=minute), 49 * MIB, 10, evicted_keys=evicted,
+                               keyspace_hits=hits, keyspace_misses=misses))
+    common = dict(trace=rows, ladder=LADDER, min_plan=P["mini"], max_plan=P["premium-9"], memory_limit_pct=100,
+                  connection_limit_pct=80)
+    assert hindsight_floor_cost(**common) == pytest.approx(2 * 15 / HOURS_PER_MONTH)
+    outgrown = hindsight_floor_cost(**common, cache_min_hit_rate=90, recorded_on=P["premium-0"])
+    assert outgrown == pytest.approx((61 * 15 + 59 * 30) / 60 / HOURS_PER_MONTH)
+
+
+# --- The example traces --------------------------------------------------------------------
+
+# The queue traces make_traces.py writes (the acceptance bars on them, and on the cache
+# traces, are in test_example_traces_judged.py).
+EXAMPLES = ["daily_queue_cycle", "sudden_spike", "slow_leak", "connection_storm", "scheduled_batch", "flap_bait",
+            "weekly_sawtooth"]
 FLAP_WINDOW = POLICY.stabilisation_window
 
 
@@ -285,56 +319,6 @@ def flaps(changes: list[PlanChange], within: timedelta = FLAP_WINDOW) -> int:
         if first * second < 0 and b.at - a.at <= within:
             count += 1
     return count
-
-
-@pytest.fixture(scope="module")
-def figures():
-    out = {}
-    for name, start in EXAMPLES.items():
-        trace = parse_trace(TRACES / f"{name}.csv")
-        common = dict(trace=trace, ladder=LADDER, start_plan=P[start], policy=POLICY,
-                      min_plan=P["mini"], max_plan=P["premium-9"], **RATES)
-        out[name] = (
-            simulate(**common),
-            baseline_original_rule(**common),
-            hindsight_floor_cost(trace=trace, ladder=LADDER, min_plan=P["mini"], max_plan=P["premium-9"]),
-        )
-    return out
-
-
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_acceptance_no_more_time_over_capacity(figures, name):
-    engine, original, _ = figures[name]
-    if original.seconds_over_capacity == 0:
-        assert engine.seconds_over_capacity == 0
-    else:
-        assert engine.seconds_over_capacity <= original.seconds_over_capacity / 2
-
-
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_acceptance_fewer_plan_changes(figures, name):
-    engine, original, _ = figures[name]
-    assert len(engine.plan_changes) <= len(original.plan_changes)
-    if flaps(original.plan_changes):
-        assert len(engine.plan_changes) <= len(original.plan_changes) / 2
-    assert flaps(engine.plan_changes) == 0
-
-
-@pytest.mark.parametrize("name", EXAMPLES)
-def test_acceptance_cost_near_the_hindsight_floor(figures, name):
-    engine, _, floor = figures[name]
-    assert engine.cost <= 1.25 * floor
-
-
-def test_acceptance_bar_is_not_vacuous(figures):
-    """The traces exercise what the bar is about: some overload, some flapping."""
-    assert any(original.seconds_over_capacity > 0 for _, original, _ in figures.values())
-    assert any(engine.seconds_over_capacity == 0 for engine, _, _ in figures.values())
-    assert any(flaps(original.plan_changes) for _, original, _ in figures.values())
-    assert all(engine.plan_changes for engine, _, _ in figures.values())
-
-
-# --- The example traces themselves ---------------------------------------------------------
 
 
 def test_example_traces_are_small_and_valid():

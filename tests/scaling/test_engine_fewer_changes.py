@@ -1,0 +1,135 @@
+"""The engine's rules for fewer, cheaper plan changes (issue 13): a storm of rejected
+connections sized by how far over the limit the demand is, and a steady climb that the trend
+says will pass the next plan too going straight to the one after. Pure: no database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.scaling.test_engine import NOW, P, Case, assert_decides, ramp, run, series
+
+
+def refused(per_sample: int, over_minutes: float = 1.0):
+    """A rejected-connections counter rising ``per_sample`` between 30 s samples in the last
+    ``over_minutes`` (a function of the sample's age in minutes)."""
+    return lambda age: 1_000 + per_sample * max(0, int(round((over_minutes - age) * 2)))
+
+
+CASES = [
+    # --- connections_refused: sized by the demand, not a fixed factor ----------------------
+    Case(
+        "storm: 150 refused between samples on a full premium-0 (40) -> premium-3, demand 190",
+        P["premium-0"], series(P["premium-0"], 20, mem=30, conn=lambda a: 100 if a <= 1 else 40,
+                               rejected=refused(150)),
+        "up", "premium-3", breaching=True, data_drop=True,
+        rule="connections_refused",
+        fields={"metrics": ("connections",), "dropped.rejected_connections_rise": 300,
+                "dropped.rejected_step": 150, "dropped.connection_demand": 190, "fit.connection_pct": 47.5},
+    ),
+    Case(
+        "storm: 5 refused between samples on a full premium-0 -> premium-1, not a doubling",
+        P["premium-0"], series(P["premium-0"], 20, mem=30, conn=lambda a: 100 if a <= 1 else 40,
+                               rejected=refused(5)),
+        "up", "premium-1", breaching=True, data_drop=True,
+        rule="connections_refused",
+        fields={"dropped.rejected_step": 5, "dropped.connection_demand": 45, "fit.connection_pct": 56.25},
+    ),
+    Case(
+        "storm: with memory dropping too, the data drop rule sizes both (connections by demand)",
+        P["premium-0"], series(P["premium-0"], 20, mem=lambda a: 99.5 if a <= 1 else 40,
+                               conn=lambda a: 100 if a <= 1 else 40, rejected=refused(150)),
+        "up", "premium-3", breaching=True, data_drop=True,
+        rule="data_drop", fields={"metrics": ("memory", "connections"), "dropped.connection_demand": 190},
+    ),
+    # --- steady_climb: a climb passing two plans within the sizing horizon ----------------
+    Case(
+        "climb: a steady rise for an hour that will outgrow premium-1 within 2 h goes straight to premium-2",
+        # 20% -> 79% of premium-0 in 60 min: +0.49 MiB/min, 39.5 MiB now, about 98.5 MiB in 2 h
+        P["premium-0"], series(P["premium-0"], 60, mem=ramp(20, 79, 60), conn=20),
+        "up", "premium-2", breaching=False,
+        rule="steady_climb",
+        fields={"metrics": ("memory",), "climb.first.name": "premium-1", "climb.horizon.seconds": 7200,
+                "climb.projected_pct": 98.5, "fit.plan.name": "premium-2"},
+    ),
+    Case(
+        "climb: a rise seen for only 10 minutes is not projected 2 h ahead",
+        P["premium-0"], series(P["premium-0"], 10, mem=ramp(60, 79, 10), conn=20),
+        "up", "premium-1", breaching=False,
+        rule="early_trend",
+    ),
+    Case(
+        "climb: an oscillation that fell for half an hour and rose for half an hour is not a climb",
+        P["premium-0"], series(P["premium-0"], 60, mem=lambda a: 20 + (30 - a) * 59 / 30 if a <= 30 else 20 + (a - 30) * 1.5,
+                               conn=20),
+        "up", "premium-1", breaching=False,
+        rule="early_trend",
+    ),
+    Case(
+        "climb: a breach with a slow rise stays one plan (the next holds it past the horizon)",
+        P["premium-0"], series(P["premium-0"], 20, mem=ramp(80, 86, 20), conn=20),
+        "up", "premium-1", breaching=True,
+        rule="breach",
+    ),
+    Case(
+        "climb: never past the max plan",
+        P["premium-0"], series(P["premium-0"], 60, mem=ramp(20, 79, 60), conn=20),
+        "up", "premium-1", breaching=False, max_plan=P["premium-1"],
+        rule="early_trend",
+    ),
+    # --- still_climbing: no step down into a plan the climb would outgrow -----------------
+    Case(
+        "still climbing: no step down into a plan a steady rise outgrows within 2 h",
+        # 30 -> 40 MiB over 16 min (0.625 MiB/min): premium-1 holds it now and for 15 min
+        # more, but about 115 MiB in 2 h would need premium-2 again.
+        P["premium-2"], series(P["premium-2"], 16, mem=ramp(12, 16, 16), conn=5),
+        "stay", rule="still_climbing",
+        fields={"climb.first.name": "premium-1", "climb.projected_pct": 115.0, "metrics": ("memory",)},
+    ),
+    # --- early_trend: a step that has already happened is not a rise ----------------------
+    Case(
+        "trend: a step up 7 minutes ago that has stayed flat since does not scale early",
+        P["premium-2"], series(P["premium-2"], 10, mem=lambda a: 8 if a > 7 else 72, conn=10),
+        "stay", rule="window_not_observed",
+        fields={"memory.trend_meaningful": False},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_rule(case: Case):
+    assert_decides(case, run(case), tolerance=0.05)
+
+
+SETTLING = [
+    Case(
+        "settling: 4 min after a step down, a projected rise (not a breach) waits",
+        P["premium-0"],
+        series(P["premium-1"], 16, mem=14, conn=12, end=NOW - timedelta(minutes=5))
+        + series(P["premium-0"], 4, mem=ramp(50, 70, 4), conn=25),
+        "stay", last_change_at=NOW - timedelta(minutes=4, seconds=30),
+        rule="settling_after_down", fields={"since_change": timedelta(minutes=4, seconds=30)},
+    ),
+    Case(
+        "settling: 4 min after a step down, a breach still moves up",
+        P["premium-0"],
+        series(P["premium-1"], 16, mem=14, conn=12, end=NOW - timedelta(minutes=5))
+        + series(P["premium-0"], 4, mem=ramp(60, 90, 4), conn=25),
+        "up", "premium-1", breaching=True, last_change_at=NOW - timedelta(minutes=4, seconds=30),
+        rule="breach",
+    ),
+    Case(
+        "settling: 4 min after a step up, a projected rise moves up again",
+        P["premium-1"],
+        series(P["premium-0"], 16, mem=70, conn=20, end=NOW - timedelta(minutes=5))
+        + series(P["premium-1"], 4, mem=ramp(50, 70, 4), conn=10),
+        "up", "premium-2", last_change_at=NOW - timedelta(minutes=4, seconds=30),
+        rule="early_trend",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SETTLING, ids=[c.name for c in SETTLING])
+def test_settling_rule(case: Case):
+    assert_decides(case, run(case), tolerance=0.05)
