@@ -18,7 +18,8 @@ def redact(text):
 
 
 def _configured_secrets():
-    names = ("HEROKU_API_KEY", "EMAIL_HOST_PASSWORD", "SECRET_KEY")
+    names = ("HEROKU_API_KEY", "EMAIL_HOST_PASSWORD", "SECRET_KEY", "SLACK_WEBHOOK_URL", "ALERT_WEBHOOK_URL",
+             "ALERT_WEBHOOK_SECRET")
     values = [getattr(settings, name, "") for name in names] + list(getattr(settings, "ENCRYPTION_KEYS", []))
     # Short values would mask ordinary words; real secrets are long.
     return [value for value in values if value and len(value) >= 8]

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 import redis
-from django.core import mail
 
 from logs.models import MetricLog, ScalingAction
 from notifications.models import Notification
@@ -12,6 +11,7 @@ from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
 from scaling.services.checks import PATCH_SETTLE, instance_check_scaling, plan_change_follow
 from scaling.services.collection import samples_collect
+from tests.helpers import alerts_delivered
 from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
 
@@ -80,10 +80,10 @@ def test_memory_over_the_threshold_scales_up_through_heroku_and_mails_success(qu
     assert loop.plan == "heroku-redis:premium-1"
     action = ScalingAction.objects.get(instance=instance, status="succeeded")
     assert action.direction == "up" and "memory" in action.reason and "%" in action.reason
-    subjects = [message.subject for message in mail.outbox]
+    subjects = [message.subject for message in alerts_delivered()]
     assert any("scaled up to premium-1" in subject for subject in subjects)
     assert any("over threshold" in subject for subject in subjects)
-    success = next(m for m in mail.outbox if "scaled up" in m.subject)
+    success = next(m for m in alerts_delivered() if "scaled up" in m.subject)
     assert "queue-app" in success.body and "Monthly cost change: +$15.00" in success.body
     assert f"/admin/scaling/redisinstance/{instance.pk}/change/" in success.body
 
@@ -114,7 +114,7 @@ def test_a_429_on_the_patch_mails_a_failure_and_a_later_check_succeeds(queue, he
 
     failed = ScalingAction.objects.get(instance=instance, status="failed")
     assert "429" in failed.error
-    assert any("failed" in m.subject for m in mail.outbox)
+    assert any("failed" in m.subject for m in alerts_delivered())
     loop.run(180)
     assert loop.plan == "heroku-redis:premium-1"
     assert heroku.count("PATCH") == 2
@@ -129,7 +129,7 @@ def test_a_change_heroku_refuses_is_reported_once_and_not_retried_every_minute(q
 
     assert heroku.count("PATCH") == 1
     assert ScalingAction.objects.filter(instance=instance, status="failed").count() == 1
-    assert sum("failed" in m.subject for m in mail.outbox) == 1
+    assert sum("failed" in m.subject for m in alerts_delivered()) == 1
 
 
 def test_at_the_max_plan_one_cannot_scale_alert_is_mailed_not_one_a_minute(plans, heroku, redis_server_factory, reader):
@@ -141,7 +141,7 @@ def test_at_the_max_plan_one_cannot_scale_alert_is_mailed_not_one_a_minute(plans
     Loop(instance, reader).run(20 * 60)
 
     assert heroku.count("PATCH") == 0
-    alerts = [m for m in mail.outbox if "cannot scale further" in m.subject]
+    alerts = [m for m in alerts_delivered() if "cannot scale further" in m.subject]
     assert len(alerts) == 1
     assert Notification.objects.filter(instance=instance, kind="cannot-scale").count() == 1
 
@@ -155,7 +155,7 @@ def test_a_dry_run_records_and_mails_would_scale_and_changes_nothing(queue, hero
     assert heroku.count("PATCH") == 0
     assert loop.plan == "heroku-redis:premium-0"
     assert ScalingAction.objects.filter(instance=instance, status="dry-run").count() == 1  # not one a minute
-    would = [m for m in mail.outbox if "would scale up" in m.subject]
+    would = [m for m in alerts_delivered() if "would scale up" in m.subject]
     assert len(would) == 1
 
 
