@@ -265,6 +265,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Its DEBUG records name each request's path, and a webhook's path is its secret.
+        "urllib3": {"level": "INFO"},
     },
 }
 

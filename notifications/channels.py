@@ -122,14 +122,18 @@ def _retry_after(value):
     return max(0, min(seconds, RETRY_AFTER_MAX_SECONDS))
 
 
-def webhook_send(*, channel, alert, delivery_id):
-    body = webhook_body(alert=alert, delivery_id=delivery_id)
-    headers = {
+def _headers(*, alert, delivery_id):
+    return {
         "Content-Type": "application/json",
         "User-Agent": "redis-autoscaler",
         "X-Autoscaler-Event": alert.event,
         "X-Autoscaler-Delivery": str(delivery_id),
     }
+
+
+def webhook_send(*, channel, alert, delivery_id):
+    body = webhook_body(alert=alert, delivery_id=delivery_id)
+    headers = _headers(alert=alert, delivery_id=delivery_id)
     if channel.secret:
         headers["X-Autoscaler-Signature"] = webhook_signature(secret=channel.secret, body=body)
     return _http_post(url=channel.url, body=body, headers=headers)
@@ -137,7 +141,8 @@ def webhook_send(*, channel, alert, delivery_id):
 
 def slack_send(*, channel, alert, delivery_id):
     body = json.dumps(slack_message(alert=alert)).encode()
-    return _http_post(url=channel.url, body=body, headers={"Content-Type": "application/json"})
+    # Slack ignores the X-Autoscaler headers; a Slack-shaped relay of one's own can use them.
+    return _http_post(url=channel.url, body=body, headers=_headers(alert=alert, delivery_id=delivery_id))
 
 
 def mail_recipients(channel):

@@ -11,8 +11,8 @@ from operations import tasks
 from operations.weekly_summary import week_bounds, weekly_summary_send
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.periodic import periodic_tasks_setup
-from tests.helpers import alerts_delivered
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc

@@ -11,8 +11,8 @@ from notifications.models import Notification
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.checks import instance_check_scaling, instances_check_now
 from scaling.services.plans import plans_load
-from tests.helpers import alerts_delivered
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024

@@ -11,8 +11,8 @@ from scaling.models import RedisInstance
 from scaling.services.collection import samples_collect
 from scaling.services.instances import addon_resolve
 from scaling.metrics import RedisMetricsReader
-from tests.helpers import alerts_delivered
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 MIB = 1024 * 1024

@@ -12,9 +12,9 @@ from logs.models import MetricLog, ScalingAction
 from scaling import tasks
 from scaling.models import RedisInstance
 from scaling.services.checks import instance_check_scaling, plan_change_follow
-from tests.helpers import alerts_delivered
 from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024

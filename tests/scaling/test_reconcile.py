@@ -7,8 +7,8 @@ from logs.models import ScalingAction
 from notifications.models import Notification
 from scaling.models import RedisInstance
 from scaling.services.reconcile import addons_reconcile
-from tests.helpers import alerts_delivered
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 from tests.scaling.live import LiveLoop, reader  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
