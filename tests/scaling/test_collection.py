@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from logs.models import MetricLog
+from notifications.models import Notification
 from scaling.models import RedisInstance
 from scaling.services.collection import samples_collect
 from scaling.services.instances import addon_resolve
@@ -186,6 +187,22 @@ def test_an_instance_unreachable_for_several_samples_is_mailed_once(plans, herok
     alerts = [m for m in alerts_delivered() if "unreachable" in m.subject]
     assert len(alerts) == 1
     assert "3 samples in a row" in alerts[0].subject and "refused" in alerts[0].body
+
+
+def test_an_unreachable_instance_answering_again_is_alerted_as_recovered_in_the_samples_transaction(
+        plans, heroku, redis_server_factory, reader):
+    server = redis_server_factory()
+    instance, _ = _register(heroku, server)
+    server.stop()
+    start = timezone.now()
+    for step in range(4):
+        _collect(instance, reader, slot=start + timedelta(seconds=30 * step))
+    server.start()
+    for step in range(4, 6):
+        _collect(instance, reader, slot=start + timedelta(seconds=30 * step))
+    events = list(Notification.objects.filter(instance=instance).order_by("created_at").values_list("event", flat=True))
+    assert events == ["instance.unreachable", "instance.recovered"]
+    assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 0
 
 
 def _pointed_at(instance, url):
