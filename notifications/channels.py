@@ -93,6 +93,9 @@ def _http_post(*, url, body, headers):
     except requests.ConnectionError as error:
         cause = "connection refused" if "refused" in str(error).lower() else "connection failed"
         return SendResult(delivered=False, temporary=True, error=cause)
+    except requests.RequestException as error:
+        # A URL requests cannot use (its text would name the URL: only the kind is kept).
+        return SendResult(delivered=False, error=f"{type(error).__name__}: the URL cannot be used")
     status = response.status_code
     if 200 <= status < 300:
         return SendResult(delivered=True, status_code=status)

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import transaction
 
 from autoscaler.redaction import redact
-from notifications.channels import channel_send
+from notifications.channels import SendResult, channel_send
 from notifications.models import AlertChannel, Delivery, DeliveryAttempt, Notification
+from scaling.crypto import DecryptionError
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +96,10 @@ def delivery_attempt(*, delivery_id, now):
     try:
         result = channel_send(channel=delivery.channel, alert=delivery.alert, delivery_id=delivery.pk)
     except Exception as error:  # noqa: BLE001 - a bug or unreadable secret: recorded and retried
-        logger.exception("delivery %s to channel %s raised", delivery.pk, delivery.channel.name)
-        from notifications.channels import SendResult
-
-        result = SendResult(delivered=False, temporary=True, error=redact(f"{type(error).__name__}: {error}")[:500])
+        # Only the kind of error, never its text or traceback: either may quote the channel's URL.
+        text = f"{type(error).__name__}: {error}" if isinstance(error, DecryptionError) else type(error).__name__
+        logger.warning("delivery %s to channel %s raised %s", delivery.pk, delivery.channel.name, text)
+        result = SendResult(delivered=False, temporary=True, error=text)
     return _record(delivery=delivery, result=result, now=now)
 
 

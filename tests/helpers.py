@@ -61,6 +61,7 @@ def alerts_delivered():
     from notifications.models import Delivery
     from notifications.relay import delivery_attempt
 
-    for delivery_id, due in Delivery.objects.filter(status=Delivery.Status.PENDING).values_list("pk", "next_try_at"):
+    waiting = Delivery.objects.filter(status=Delivery.Status.PENDING).order_by("alert__created_at", "alert_id")
+    for delivery_id, due in waiting.values_list("pk", "next_try_at"):
         delivery_attempt(delivery_id=delivery_id, now=due)
     return mail.outbox

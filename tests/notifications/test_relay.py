@@ -176,3 +176,14 @@ def test_a_repeat_is_not_decided_again_even_while_its_delivery_fails(plans, env_
     _attempt(_delivery(first, "webhook"), T0)
     assert _alert(instance, now=T0 + timedelta(minutes=5)) is None
     assert Notification.objects.filter(instance=instance).count() == 1
+
+
+def test_a_channel_whose_url_no_key_reads_is_retried_with_the_reason_and_nothing_of_the_url(plans, env_channels, settings, caplog):
+    webhook, _ = env_channels
+    delivery = _delivery(_alert(make_instance()), "webhook")
+    settings.SECRET_KEY = "another-secret-key-" + "y" * 40  # the derived key changes
+    outcome = _attempt(delivery, T0)
+    delivery.refresh_from_db()
+    assert outcome.outcome == "retry" and delivery.last_error.startswith("DecryptionError")
+    assert webhook.requests == []
+    assert "T0KEN" not in caplog.text and "T0KEN" not in delivery.last_error
