@@ -90,6 +90,10 @@ class AlertChannel(models.Model):
     env_var = models.CharField(max_length=40, blank=True, editable=False,
                                help_text="made and updated from this environment variable at start-up")
     created_at = models.DateTimeField(auto_now_add=True)
+    # One worker sends to a channel at a time (the lease), and none while it is failing: a
+    # hanging receiver holds one worker thread, never all of them (notifications/relay.py).
+    sending_until = models.DateTimeField(null=True, blank=True, editable=False)
+    failing_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -124,6 +128,16 @@ class AlertChannel(models.Model):
         unknown = sorted(set(self.events or []) - set(events.BY_NAME))
         if unknown:
             raise ValidationError({"events": f"unknown events: {', '.join(unknown)} (known: {', '.join(events.BY_NAME)})"})
+
+    def take(self, *, now, lease):
+        """Compare-and-set: this worker sends to the channel until now + lease, or False if
+        another one is sending or the channel is failing (its next try is later)."""
+        free = Q(sending_until__isnull=True) | Q(sending_until__lt=now)
+        ready = Q(failing_until__isnull=True) | Q(failing_until__lte=now)
+        return bool(AlertChannel.objects.filter(free, ready, pk=self.pk).update(sending_until=now + lease))
+
+    def release(self, *, failing_until=None):
+        AlertChannel.objects.filter(pk=self.pk).update(sending_until=None, failing_until=failing_until)
 
     def receives(self, *, event, instance_id, subscribed_instance_ids):
         return (self.enabled and (not self.events or event in self.events)

@@ -9,6 +9,7 @@ transaction commits, so an alert rolled back is never sent.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,6 +30,11 @@ GIVE_UP_AFTER = timedelta(hours=25)  # at least a day of outage loses nothing
 # HTTP connect + read) is well under it.
 STALE_CLAIM = timedelta(minutes=5)
 SWEEP_SECONDS = 30
+# A worker that took a channel sends its due deliveries for this long at most; its lease is
+# longer than that plus one attempt (HTTP 3 + 10 s, SMTP EMAIL_TIMEOUT), so that a worker that
+# died holding it frees the channel after the lease.
+DRAIN_SECONDS = 20
+CHANNEL_LEASE = timedelta(minutes=2)
 
 
 def retry_delay(*, attempts):
@@ -84,12 +90,47 @@ def deliveries_due(*, now):
 @dataclass(frozen=True)
 class AttemptOutcome:
     delivery_id: str
-    outcome: str  # delivered, retry, failed, or "not claimed" (another worker has it, or done)
+    # delivered, retry, failed; "not claimed" (done, not due, or another worker has it);
+    # "channel busy" (another worker is sending to its channel, or the channel is failing)
+    outcome: str
     next_try_at: object = None
 
 
 def delivery_attempt(*, delivery_id, now):
-    """Try one delivery once, if it is due and no other worker has it."""
+    """Try one delivery once, if it is due and no other worker has it; then, while the
+    channel answers, the channel's other due deliveries (for DRAIN_SECONDS at most).
+
+    The channel is taken first (AlertChannel.take): one worker at a time sends to a channel,
+    and none while a temporary failure's next try is pending, so a hanging or refusing
+    receiver holds one worker thread for one timeout per retry, never the worker."""
+    channel_id = Delivery.objects.filter(pk=delivery_id).values_list("channel_id", flat=True).first()
+    if channel_id is None:
+        return AttemptOutcome(str(delivery_id), "not claimed")
+    channel = AlertChannel.objects.get(pk=channel_id)
+    if not channel.take(now=now, lease=CHANNEL_LEASE):
+        return AttemptOutcome(str(delivery_id), "channel busy")
+    failing_until, outcomes, tried = None, [], set()
+    started = time.monotonic()
+    try:
+        next_id = delivery_id
+        while next_id is not None:
+            tried.add(next_id)
+            outcome = _attempt_claimed(delivery_id=next_id, now=now)
+            outcomes.append(outcome)
+            if outcome.outcome == DeliveryAttempt.Outcome.RETRY:
+                failing_until = outcome.next_try_at
+                break
+            if time.monotonic() - started > DRAIN_SECONDS:
+                break
+            next_id = (Delivery.objects.filter(Delivery.claimable_q(now=now, stale_before=now - STALE_CLAIM),
+                                               channel_id=channel_id).exclude(pk__in=tried)
+                       .order_by("next_try_at").values_list("pk", flat=True).first())
+    finally:
+        channel.release(failing_until=failing_until)
+    return outcomes[0]
+
+
+def _attempt_claimed(*, delivery_id, now):
     delivery = Delivery.objects.select_related("alert", "channel").filter(pk=delivery_id).first()
     if delivery is None or not delivery.claim(now=now, stale_before=now - STALE_CLAIM):
         return AttemptOutcome(str(delivery_id), "not claimed")

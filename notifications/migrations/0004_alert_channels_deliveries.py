@@ -59,6 +59,8 @@ class Migration(migrations.Migration):
                 ('secret_encrypted', models.TextField(blank=True, editable=False)),
                 ('env_var', models.CharField(blank=True, editable=False, help_text='made and updated from this environment variable at start-up', max_length=40)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('sending_until', models.DateTimeField(blank=True, editable=False, null=True)),
+                ('failing_until', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('instances', models.ManyToManyField(blank=True, help_text='instances this channel receives alerts of; none: every instance', related_name='alert_channels', to='scaling.redisinstance')),
             ],
             options={

@@ -60,14 +60,15 @@ class HTTPReceiver:
                         receiver.bad_signatures += 1
                         behaviour = 401
                 if behaviour == "timeout":
+                    # Recorded as 599 (the client gives up before the answer), then answered late.
+                    receiver.requests.append((dict(self.headers), body, 599))
                     time.sleep(SLOW_SECONDS)
                     behaviour = 200
-                    status = 599  # the client gave up before this answer
                 else:
-                    status = behaviour[0] if isinstance(behaviour, tuple) else behaviour
-                receiver.requests.append((dict(self.headers), body, status))
+                    receiver.requests.append((dict(self.headers), body, behaviour[0] if isinstance(behaviour, tuple) else behaviour))
+                status = behaviour[0] if isinstance(behaviour, tuple) else behaviour
                 try:
-                    self.send_response(int(status if status != 599 else behaviour))
+                    self.send_response(int(status))
                     if isinstance(behaviour, tuple):
                         self.send_header("Retry-After", str(behaviour[1]))
                     self.send_header("Content-Length", "2")

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 
 from notifications.models import AlertChannel, Delivery, DeliveryAttempt, Notification
-from notifications.relay import GIVE_UP_AFTER, STALE_CLAIM, deliveries_due, delivery_attempt
+from notifications.relay import CHANNEL_LEASE, GIVE_UP_AFTER, STALE_CLAIM, deliveries_due, delivery_attempt
 from notifications.services import notification_send
 from tests.factories import make_instance
 from tests.notifications.conftest import WEBHOOK_SECRET
@@ -62,7 +62,7 @@ def test_a_500_is_retried_later_with_the_same_delivery_id_and_body(plans, env_ch
 
     first = _attempt(delivery, T0)
     assert first.outcome == "retry" and first.next_try_at == T0 + timedelta(seconds=30)
-    assert _attempt(delivery, T0 + timedelta(seconds=10)).outcome == "not claimed"  # not due yet
+    assert _attempt(delivery, T0 + timedelta(seconds=10)).outcome == "channel busy"  # not due yet
     second = _attempt(delivery, first.next_try_at)
     assert second.outcome == "retry" and second.next_try_at == first.next_try_at + timedelta(seconds=60)
     assert _attempt(delivery, second.next_try_at).outcome == "delivered"
@@ -187,3 +187,44 @@ def test_a_channel_whose_url_no_key_reads_is_retried_with_the_reason_and_nothing
     assert outcome.outcome == "retry" and delivery.last_error.startswith("DecryptionError")
     assert webhook.requests == []
     assert "T0KEN" not in caplog.text and "T0KEN" not in delivery.last_error
+
+
+def _alerts(count):
+    instance = make_instance()
+    return [_alert(instance, fingerprint=f"breach:{n}") for n in range(count)]
+
+
+def test_a_hanging_receiver_holds_one_worker_for_one_timeout_not_one_per_alert(plans, env_channels):
+    webhook, _ = env_channels
+    webhook.default = "timeout"
+    deliveries = [_delivery(alert, "webhook") for alert in _alerts(4)]
+    outcomes = [_attempt(delivery, T0).outcome for delivery in deliveries]
+    assert outcomes == ["retry", "channel busy", "channel busy", "channel busy"]
+    assert len(webhook.requests) == 1
+    assert set(Delivery.objects.filter(channel__name="webhook").values_list("attempts", flat=True)) == {0, 1}
+
+
+def test_a_429_holds_back_every_delivery_of_its_channel_until_retry_after(plans, env_channels):
+    _, slack = env_channels
+    slack.script = [(429, 600)]
+    first, second = [_delivery(alert, "slack") for alert in _alerts(2)]
+    assert _attempt(first, T0).outcome == "retry"
+    assert _attempt(second, T0 + timedelta(seconds=599)).outcome == "channel busy"
+    assert _attempt(second, T0 + timedelta(seconds=600)).outcome == "delivered"
+    # ... and, the channel answering again, the first one with it
+    assert [status for _, _, status in slack.requests] == [429, 200, 200]
+
+
+def test_one_worker_that_takes_a_channel_sends_all_its_due_deliveries(plans, env_channels):
+    webhook, _ = env_channels
+    deliveries = [_delivery(alert, "webhook") for alert in _alerts(3)]
+    assert _attempt(deliveries[0], T0).outcome == "delivered"
+    assert sorted(body["delivery"] for body in webhook.delivered) == sorted(str(d.pk) for d in deliveries)
+    assert [_attempt(d, T0).outcome for d in deliveries[1:]] == ["not claimed", "not claimed"]
+
+
+def test_a_channel_held_by_a_worker_that_died_is_free_again_after_the_lease(plans, env_channels):
+    delivery = _delivery(_alert(make_instance()), "webhook")
+    assert delivery.channel.take(now=T0, lease=CHANNEL_LEASE)  # the worker dies here
+    assert _attempt(delivery, T0 + timedelta(seconds=1)).outcome == "channel busy"
+    assert _attempt(delivery, T0 + CHANNEL_LEASE + timedelta(seconds=1)).outcome == "delivered"
