@@ -2,7 +2,7 @@ import pytest
 
 from notifications import channels
 from notifications.channels import alert_channels_sync
-from tests.notifications.receivers import SLOW_SECONDS, HTTPReceiver, SMTPReceiver
+from standins.alert_receivers import SLOW_SECONDS, HTTPReceiver, SMTPReceiver
 
 WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
 

@@ -1,5 +1,6 @@
-"""Real receivers of alerts on localhost, with outages to inject: an HTTP endpoint (webhook or
-Slack-shaped) that checks the signature of what it is sent, and an SMTP server (aiosmtpd).
+"""Real receivers of alerts on localhost, for the tests and benchmarks, with outages to
+inject: an HTTP endpoint (webhook or Slack-shaped) that checks the signature of what it is
+sent, and an SMTP server (aiosmtpd, a development requirement).
 
 Each receiver answers from a script of behaviours, one per request, then `default`:
 an HTTP status (500, 400, 200), ("429", seconds) for a 429 with Retry-After, or "timeout"
