@@ -82,9 +82,16 @@ def _receiving_channels(*, alert):
 
 
 def deliveries_due(*, now):
-    """Ids of the deliveries to try now (the sweep queues one task each)."""
-    return list(Delivery.objects.filter(Delivery.claimable_q(now=now, stale_before=now - STALE_CLAIM))
-                .order_by("next_try_at").values_list("pk", flat=True)[:1000])
+    """The earliest due delivery of each channel that is neither being sent to nor waiting
+    after a failure (the sweep queues one task each; the worker that takes the channel sends
+    its other due deliveries too)."""
+    due = (Delivery.objects.filter(Delivery.claimable_q(now=now, stale_before=now - STALE_CLAIM))
+           .exclude(channel__sending_until__gte=now).exclude(channel__failing_until__gt=now)
+           .order_by("next_try_at").values_list("pk", "channel_id")[:1000])
+    first = {}
+    for delivery_id, channel_id in due:
+        first.setdefault(channel_id, delivery_id)
+    return list(first.values())
 
 
 @dataclass(frozen=True)

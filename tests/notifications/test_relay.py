@@ -223,6 +223,18 @@ def test_one_worker_that_takes_a_channel_sends_all_its_due_deliveries(plans, env
     assert [_attempt(d, T0).outcome for d in deliveries[1:]] == ["not claimed", "not claimed"]
 
 
+def test_the_sweep_queues_one_delivery_a_channel_and_none_of_a_busy_or_failing_channel(plans, env_channels):
+    _, slack = env_channels
+    slack.default = 500
+    alerts = _alerts(3)
+    due = deliveries_due(now=T0)
+    assert sorted(Delivery.objects.get(pk=pk).channel.name for pk in due) == ["mail", "slack", "webhook"]
+    assert _attempt(_delivery(alerts[0], "slack"), T0).outcome == "retry"
+    AlertChannel.objects.get(name="webhook").take(now=T0, lease=CHANNEL_LEASE)
+    due = deliveries_due(now=T0 + timedelta(seconds=1))
+    assert [Delivery.objects.get(pk=pk).channel.name for pk in due] == ["mail"]
+
+
 def test_a_channel_held_by_a_worker_that_died_is_free_again_after_the_lease(plans, env_channels):
     delivery = _delivery(_alert(make_instance()), "webhook")
     assert delivery.channel.take(now=T0, lease=CHANNEL_LEASE)  # the worker dies here
