@@ -50,10 +50,11 @@ def _header(instance):
 
 def _facts(instance, facts):
     """What a webhook and Slack carry, beside the mail's text (redacted like it)."""
-    data = {
-        "instance": instance.name, "app": instance.app_name, "plan": instance.current_plan.plan_name,
-        "from": None, "to": None, "reason": None, "details": {}, "url": instance_admin_url(instance),
-    }
+    data = {"instance": None, "app": None, "plan": None, "from": None, "to": None, "reason": None, "details": {},
+            "url": None}
+    if instance is not None:
+        data.update(instance=instance.name, app=instance.app_name, plan=instance.current_plan.plan_name,
+                    url=instance_admin_url(instance))
     data.update(facts or {})
     if data["reason"] is not None:
         data["reason"] = redact(data["reason"])
@@ -62,17 +63,22 @@ def _facts(instance, facts):
 
 def notification_send(*, instance, kind, fingerprint, subject, lines, now, facts=None):
     """Decide one alert: record it, with one delivery per receiving channel, unless the same
-    condition was alerted recently. Returns the Notification, or None when it was a repeat."""
+    condition was alerted recently. Returns the Notification, or None when it was a repeat.
+    `instance` None: an alert about no one instance (e.g. a Heroku account), without the
+    instance's header and link."""
     repeat_after = timedelta(seconds=settings.ALERT_REPEAT_SECONDS)
     with transaction.atomic():
         # The row lock makes two workers' checks of the same alert act once.
-        RedisInstance.objects.select_for_update().filter(pk=instance.pk).first()
+        if instance is not None:
+            RedisInstance.objects.select_for_update().filter(pk=instance.pk).first()
         # Any alert of this condition within the repeat period, not just the last one: a
         # condition flipping between two states (A, B, A, B...) alerts each state once.
         recent = Notification.objects.filter(instance=instance, kind=kind, created_at__gt=now - repeat_after)
         if recent.filter(fingerprint=fingerprint[:200]).exists():
             return None
-        body = redact("\n".join(_header(instance) + [""] + list(lines) + ["", f"Details: {instance_admin_url(instance)}"]))
+        text = list(lines) if instance is None else (
+            _header(instance) + [""] + list(lines) + ["", f"Details: {instance_admin_url(instance)}"])
+        body = redact("\n".join(text))
         notification = Notification.objects.create(
             instance=instance, kind=kind, event=event_of_kind(kind), fingerprint=fingerprint[:200],
             subject=redact(f"{settings.EMAIL_PREFIX}{subject}")[:300], body=body, data=_facts(instance, facts),

@@ -240,3 +240,15 @@ def test_a_channel_held_by_a_worker_that_died_is_free_again_after_the_lease(plan
     assert delivery.channel.take(now=T0, lease=CHANNEL_LEASE)  # the worker dies here
     assert _attempt(delivery, T0 + timedelta(seconds=1)).outcome == "channel busy"
     assert _attempt(delivery, T0 + CHANNEL_LEASE + timedelta(seconds=1)).outcome == "delivered"
+
+
+def test_an_alert_about_no_instance_is_decided_once_and_delivered_without_instance_fields(plans, env_channels):
+    webhook, _ = env_channels
+    AlertChannel.objects.filter(name="webhook").update(events=[])  # every event
+    decide = dict(instance=None, kind="check-failed", fingerprint="account:default", subject="Heroku account failing",
+                  lines=["Heroku answers 401 to the account's key."], facts={"reason": "401 unauthorized"})
+    alert = notification_send(now=T0, **decide)
+    assert notification_send(now=T0 + timedelta(minutes=1), **decide) is None
+    _attempt(_delivery(alert, "webhook"), T0)
+    [body] = webhook.delivered
+    assert (body["instance"], body["app"], body["plan"], body["reason"]) == (None, None, None, "401 unauthorized")
