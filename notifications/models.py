@@ -13,8 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from notifications import events
-from scaling import crypto
-from scaling.models import RedisInstance
+from scaling.models import DecryptionError, EncryptedSecret, RedisInstance
 
 
 class Notification(models.Model):
@@ -101,27 +100,14 @@ class AlertChannel(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def url(self):
-        return crypto.decrypt(self.url_encrypted) if self.url_encrypted else ""
-
-    @url.setter
-    def url(self, value):
-        self.url_encrypted = crypto.encrypt(value) if value else ""
-
-    @property
-    def secret(self):
-        return crypto.decrypt(self.secret_encrypted) if self.secret_encrypted else ""
-
-    @secret.setter
-    def secret(self, value):
-        self.secret_encrypted = crypto.encrypt(value) if value else ""
+    url = EncryptedSecret("url_encrypted")
+    secret = EncryptedSecret("secret_encrypted")
 
     @property
     def masked_url(self):
         try:
             return _mask(self.url)
-        except crypto.DecryptionError:
+        except DecryptionError:
             return "(unreadable with ENCRYPTION_KEYS)"
 
     def clean(self):

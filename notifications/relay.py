@@ -19,7 +19,7 @@ from django.db import transaction
 from autoscaler.redaction import redact
 from notifications.channels import SendResult, channel_send
 from notifications.models import AlertChannel, Delivery, DeliveryAttempt, Notification
-from scaling.crypto import DecryptionError
+from scaling.models import DecryptionError
 
 logger = logging.getLogger(__name__)
 
