@@ -13,6 +13,20 @@ KIND_EVENTS = {  # notifications/events.py at the time of this migration
 }
 
 
+SWEEP_TASK = "autoscaler: deliver alerts due"  # scaling/services/periodic.py's PERIODIC_TASKS
+
+
+def sweep_scheduled(apps, schema_editor):
+    """The relay's sweep in the beat schedule of an existing deployment too (setup_periodic_tasks
+    runs only on a fresh one): without it no retry would ever be sent."""
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    if PeriodicTask.objects.filter(name=SWEEP_TASK).exists():
+        return
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=30, period="seconds")
+    PeriodicTask.objects.create(name=SWEEP_TASK, task="notifications.sweep_deliveries", interval=schedule)
+
+
 def events_from_kinds(apps, schema_editor):
     Notification = apps.get_model("notifications", "Notification")
     for kind, event in KIND_EVENTS.items():
@@ -24,6 +38,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('notifications', '0003_notification_kind_weekly_summary'),
         ('scaling', '0006_instance_workload_and_scale_down'),
+        ('django_celery_beat', '0019_alter_periodictasks_options'),
     ]
 
     operations = [
@@ -109,4 +124,5 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('alert', 'channel'), name='delivery_once_per_channel'),
         ),
         migrations.RunPython(events_from_kinds, migrations.RunPython.noop),
+        migrations.RunPython(sweep_scheduled, migrations.RunPython.noop),
     ]
