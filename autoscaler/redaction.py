@@ -27,7 +27,8 @@ def secret_register(value):
 
 
 def _configured_secrets():
-    names = ("HEROKU_API_KEY", "EMAIL_HOST_PASSWORD", "SECRET_KEY")
+    names = ("HEROKU_API_KEY", "EMAIL_HOST_PASSWORD", "SECRET_KEY", "SLACK_WEBHOOK_URL", "ALERT_WEBHOOK_URL",
+             "ALERT_WEBHOOK_SECRET")
     values = [getattr(settings, name, "") for name in names] + list(getattr(settings, "ENCRYPTION_KEYS", []))
     values += list(_registered)
     # Short values would mask ordinary words; real secrets are long.

@@ -235,6 +235,11 @@ if EMAIL_PREFIX and not EMAIL_PREFIX.endswith(" "):
 EMAIL_SUBJECT_PREFIX = EMAIL_PREFIX
 # The same alert condition is mailed again only after this many seconds.
 ALERT_REPEAT_SECONDS = env_int("ALERT_REPEAT_SECONDS", 3600, minimum=60, maximum=2592000)
+# --- Alert channels (DESIGN section 9; notifications/channels.py): each variable makes or
+# updates one channel at start-up (every `migrate`: Heroku's release phase, initialize.sh).
+SLACK_WEBHOOK_URL = env_url("SLACK_WEBHOOK_URL", "", schemes=("https", "http"))
+ALERT_WEBHOOK_URL = env_url("ALERT_WEBHOOK_URL", "", schemes=("https", "http"))
+ALERT_WEBHOOK_SECRET = env_str("ALERT_WEBHOOK_SECRET")
 # Public address of this app, for absolute links in mails (e.g. https://myapp.herokuapp.com).
 # Unset: the local address of scripts/run in DEBUG, else the first of ALLOWED_HOSTS.
 SITE_URL = env_url("SITE_URL", "", schemes=("https", "http")).rstrip("/")
@@ -260,6 +265,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Its DEBUG records name each request's path, and a webhook's path is its secret.
+        "urllib3": {"level": "INFO"},
     },
 }
 

@@ -12,6 +12,8 @@ check), and run a fixed number of queries whatever the number of instances or sa
 (`logs/static/logs/vendor/`, no CDN) from data embedded in the page with `json_script`.
 """
 
+from datetime import timedelta
+
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import F, Q
@@ -197,6 +199,9 @@ def _duration_label(seconds):
 # ---------------------------------------------------------------------------------------
 
 
+FAILING_CHANNEL_DAYS = 7
+
+
 def overview_view(request, *, model_admin):
     _require_view_permission(model_admin, request)
     now = timezone.now()
@@ -287,5 +292,14 @@ def overview_view(request, *, model_admin):
         "unreachable_after": selectors.UNREACHABLE_AFTER,
         "clear_filters": link(state="", mode="", q="", page=""),
         "month_to_date": month_to_date_costs(now=now),
+        "failing_channels": _failing_channels(now=now),
+        "failing_channel_days": FAILING_CHANNEL_DAYS,
     }
     return TemplateResponse(request, "logs/admin/overview.html", context)
+
+
+def _failing_channels(*, now):
+    """Alert channels with a delivery failed for good in the last FAILING_CHANNEL_DAYS."""
+    from notifications.relay import channels_failing
+
+    return channels_failing(since=now - timedelta(days=FAILING_CHANNEL_DAYS))

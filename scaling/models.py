@@ -14,6 +14,24 @@ from scaling.schedules import MAX_LEAD_MINUTES, ScheduleError, parse_schedule
 MIB = 1024 * 1024
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 UNCONFIRMED_PRICE = "unconfirmed price"  # the marker beside a price nobody confirmed
+DecryptionError = crypto.DecryptionError  # for the apps that use scaling through its models
+
+
+class EncryptedSecret:
+    """A secret kept encrypted at rest in a TextField of its model (scaling/crypto.py): reads
+    decrypt it ("" when unset), writes encrypt it (key rotation: services/encryption.py)."""
+
+    def __init__(self, field):
+        self.field = field
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        token = getattr(obj, self.field)
+        return crypto.decrypt(token) if token else ""
+
+    def __set__(self, obj, value):
+        setattr(obj, self.field, crypto.encrypt(value) if value else "")
 
 
 class RedisPlan(models.Model):

@@ -784,6 +784,7 @@ def installed_fake(**options):
     fake = FakeHeroku(**options)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake.install(mock)
+        fake.responses_mock = mock  # e.g. mock.add_passthru(URL) for a test's own local receivers
         yield fake
     fake.assert_no_violations()
 

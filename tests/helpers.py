@@ -51,3 +51,17 @@ def scratch_database():
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def alerts_delivered():
+    """Every alert delivery waiting, attempted as the worker's task would at its due time (no
+    Celery, no sleeping); returns Django's test outbox of mails."""
+    from django.core import mail
+
+    from notifications.models import Delivery
+    from notifications.relay import delivery_attempt
+
+    waiting = Delivery.objects.filter(status=Delivery.Status.PENDING).order_by("alert__created_at", "alert_id")
+    for delivery_id, due in waiting.values_list("pk", "next_try_at"):
+        delivery_attempt(delivery_id=delivery_id, now=due)
+    return mail.outbox

@@ -12,9 +12,9 @@ import psycopg2
 import pytest
 
 from tests.helpers import ROOT, production_env, run, scratch_database
+from tests.scaling.live import fill
 
 pytestmark = pytest.mark.slow
-MIB = 1024 * 1024
 
 
 def _action(url, name):
@@ -26,20 +26,13 @@ def _action(url, name):
         return cursor.fetchall()
 
 
-def _fill(server, megabytes):
-    client = server.client()
-    key = 0
-    while client.info("memory")["used_memory"] < megabytes * MIB:
-        client.set(f"job:{key}", b"x" * (256 * 1024))
-        key += 1
-
 
 def test_the_worker_follows_the_plan_change_the_check_left_pending(served_heroku, redis_server_factory, tmp_path):
     watched = redis_server_factory()
     broker = redis_server_factory()
     served_heroku.add_redis_addon("shop", plan="heroku-redis:premium-0", config_var="REDIS_URL", url=watched.url)
     served_heroku.plan_change_seconds = 4  # Heroku provisions the new plan in 4 s
-    _fill(watched, 45)  # 90 % of premium-0's 50 MB
+    fill(watched, 45)  # 90 % of premium-0's 50 MB
     with scratch_database() as database_url:
         env = production_env(
             DEBUG="true", DATABASE_URL=database_url, CELERY_BROKER_URL=broker.url, PLAN_FOLLOW_SECONDS="1",

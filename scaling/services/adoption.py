@@ -4,7 +4,7 @@ Adopting a plan is a plan change like the app's own: `plan_changed_at` restarts 
 stabilisation clock, so the engine judges the new plan on its own samples. A plan set above
 the instance's max plan comes back into the range only by the engine's down rules (a whole
 stabilisation window, the down margin), never at once; one below the min plan is raised at
-the next check (more capacity is always safe). Either way the operator is told once.
+the next check (more capacity is always safe). Either way the operator is told (plan.adopted).
 """
 
 import logging
@@ -12,7 +12,7 @@ import logging
 from django.db import transaction
 
 from logs.models import ScalingAction
-from notifications.services import plan_outside_range_notify
+from notifications.services import plan_adopted_notify
 from scaling.models import RedisInstance
 from scaling.services.engine_input import plan_range_position
 
@@ -25,13 +25,7 @@ def plan_adopt_if_changed(*, instance, plan, now, found_by):
     Skipped while one of our own plan changes is in flight: the scaling check follows that
     one and would otherwise be overtaken by a read that raced it. Returns True if adopted.
     """
-    if not _adopt(instance=instance, plan=plan, now=now, found_by=found_by):
-        return False
-    position = plan_range_position(plan=plan, min_plan=instance.min_plan, max_plan=instance.max_plan)
-    if position is not None:
-        # After the adoption is committed: a mail is never sent for a change rolled back.
-        plan_outside_range_notify(instance=instance, position=position, now=now)
-    return True
+    return _adopt(instance=instance, plan=plan, now=now, found_by=found_by)
 
 
 @transaction.atomic
@@ -54,5 +48,8 @@ def _adopt(*, instance, plan, now, found_by):
         f"(found by {found_by}); adopted as the current plan",
     )
     instance.current_plan, instance.plan_changed_at = plan, now
+    # In the adoption's transaction: an alert is never decided for a change rolled back.
+    position = plan_range_position(plan=plan, min_plan=instance.min_plan, max_plan=instance.max_plan)
+    plan_adopted_notify(instance=instance, old_plan=old_plan, position=position, now=now)
     logger.info("instance %s: adopted plan %s changed outside the app (was %s)", instance.name, plan.plan_name, old_plan.plan_name)
     return True

@@ -159,9 +159,10 @@ def _pending_action(*, instance):
 def _check_failed(*, instance, now, error):
     text = redact(f"{type(error).__name__}: {error}")[:2000]
     logger.exception("check of instance %s failed", instance.name)
-    RedisInstance.objects.filter(pk=instance.pk).update(check_error=text, check_failed_since=instance.check_failed_since or now)
-    instance.check_error = text
-    mail.check_failed_notify(instance=instance, error=text, now=now)
+    with transaction.atomic():
+        RedisInstance.objects.filter(pk=instance.pk).update(check_error=text, check_failed_since=instance.check_failed_since or now)
+        instance.check_error = text
+        mail.check_failed_notify(instance=instance, error=text, now=now)
     return CheckOutcome(instance.name, "error", text)
 
 
@@ -194,8 +195,9 @@ def _decide_and_act(*, instance, now, dry_run, client, follow_later):
         if last and last.status == Status.DRY_RUN and (last.from_plan_id, last.to_plan_id) == (instance.current_plan_id, target.pk):
             # The same would-be change, decided again every check: recorded once, not once a minute.
             return CheckOutcome(instance.name, "dry-run", f"would still scale {decision.action} to {target.plan_name}: {decision.reason}")
-        action = ScalingAction.record_dry_run(**change)
-        mail.dry_run_notify(instance=instance, action=action, decision=decision, now=now)
+        with transaction.atomic():
+            action = ScalingAction.record_dry_run(**change)
+            mail.dry_run_notify(instance=instance, action=action, decision=decision, now=now)
         return CheckOutcome(instance.name, "dry-run", f"would scale {decision.action} to {target.plan_name}: {decision.reason}")
     try:
         with transaction.atomic():
@@ -336,20 +338,22 @@ def _succeed(*, action, instance, now, at, client):
         if not action.succeed(at=at):
             return CheckOutcome(instance.name, "followed", "already completed")
         RedisInstance.objects.filter(pk=instance.pk).update(current_plan=action.to_plan, plan_changed_at=at)
-    instance.current_plan, instance.plan_changed_at = action.to_plan, at
+        instance.current_plan, instance.plan_changed_at = action.to_plan, at
+        # The alert in the transaction of the change it reports (its delivery is the relay's).
+        mail.scaling_succeeded_notify(instance=instance, action=action, now=now)
     try:
         # A plan change may move the add-on: read its URL again now, not after a failed sample.
         instance_refresh(instance=instance, now=now, client=client)
     except (ResolutionError, HerokuError) as error:
         logger.warning("instance %s: refresh after the plan change failed: %s", instance.name, error)
-    mail.scaling_succeeded_notify(instance=instance, action=action, now=now)
     return CheckOutcome(instance.name, "succeeded", f"{action.from_plan.plan_name} -> {action.to_plan.plan_name}: {action.reason}")
 
 
 def _fail(*, action, instance, now, at, error, retry_not_before=None, notify=True):
-    done = action.fail(at=at, error=error, retry_not_before=retry_not_before)
-    if done and notify:
-        mail.scaling_failed_notify(instance=instance, action=action, now=now)
+    with transaction.atomic():
+        done = action.fail(at=at, error=error, retry_not_before=retry_not_before)
+        if done and notify:
+            mail.scaling_failed_notify(instance=instance, action=action, now=now)
     logger.warning("instance %s: plan change to %s failed: %s", instance.name, action.to_plan.plan_name, error)
     return CheckOutcome(instance.name, "failed", error)
 

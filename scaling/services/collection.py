@@ -146,7 +146,6 @@ def samples_collect(*, due, reader=None, now_fn=timezone.now):
         wait([futures[i.pk] for i in late])
         failed_ids += _settle(late, slots=slots, readings={i.pk: futures[i.pk].result() for i in late},
                               reader=reader, now_fn=now_fn)
-    _after_samples(instance_ids=failed_ids)
     return CollectResult(stored=len(instances), failed=len(failed_ids), skipped=skipped)
 
 
@@ -197,6 +196,8 @@ def _store(instances, *, slots, readings, collected_at):
         MetricLog.objects.bulk_create(logs, ignore_conflicts=True)  # a last guard (SQLite has no row locks)
         ok_ids = [log.instance_id for log in logs if log.ok]
         failed_ids = [log.instance_id for log in logs if not log.ok]
+        recovered_ids = list(RedisInstance.objects.filter(
+            pk__in=ok_ids, consecutive_failures__gte=RedisInstance.UNREACHABLE_AFTER).values_list("pk", flat=True))
         RedisInstance.objects.filter(pk__in=ok_ids).exclude(consecutive_failures=0).update(consecutive_failures=0)
         RedisInstance.objects.filter(pk__in=failed_ids).update(consecutive_failures=F("consecutive_failures") + 1)
         # The eviction policy seldom changes: written only when it did (the admin flags a
@@ -206,19 +207,23 @@ def _store(instances, *, slots, readings, collected_at):
             if policy and log.instance.maxmemory_policy != policy:
                 RedisInstance.objects.filter(pk=log.instance_id).update(maxmemory_policy=policy)
                 log.instance.maxmemory_policy = policy
+        # The alerts in the transaction of the counters they report (their delivery is the relay's).
+        _alerts_after_samples(failed_ids=failed_ids, recovered_ids=recovered_ids, now=collected_at)
     for log in logs:
         if not log.ok:
             logger.warning("instance %s: sample failed (%s): %s", log.instance.name, log.error_kind, log.error)
     return failed_ids
 
 
-def _after_samples(*, instance_ids):
-    """Hook for alerts on failures (unreachable instances)."""
-    if not instance_ids:
+def _alerts_after_samples(*, failed_ids, recovered_ids, now):
+    """Unreachable instances (failed samples in a row) and recovered ones (a sample succeeded
+    after they were alerted as unreachable)."""
+    if not failed_ids and not recovered_ids:
         return
-    from notifications.services import unreachable_instances_notify
+    from notifications.services import recovered_instances_notify, unreachable_instances_notify
 
-    unreachable_instances_notify(instance_ids=instance_ids)
+    unreachable_instances_notify(instance_ids=failed_ids, now=now)
+    recovered_instances_notify(instance_ids=recovered_ids, now=now)
 
 
 def instances_collect_now(*, names=None, now_fn=timezone.now):

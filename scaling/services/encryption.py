@@ -1,7 +1,9 @@
-"""Key rotation for the Redis URLs stored encrypted (scaling/crypto.py)."""
+"""Key rotation for the secrets stored encrypted (scaling/crypto.py): Redis URLs, and the
+alert channels' URLs and signing secrets."""
 
 from dataclasses import dataclass
 
+from django.apps import apps
 from django.db import transaction
 
 from scaling.crypto import DecryptionError, reencrypt
@@ -16,6 +18,7 @@ class UnreadableURLs(Exception):
 class RotationResult:
     reencrypted: int  # Redis URLs (the accounts' API keys are re-encrypted with them)
     forgotten: tuple[str, ...]  # instances whose unreadable URL was cleared, to be read again from Heroku
+    channels_reencrypted: int = 0  # alert channels whose URL or secret was re-encrypted
 
 
 def redis_urls_reencrypt(*, forget_unreadable=False):
@@ -30,6 +33,13 @@ def redis_urls_reencrypt(*, forget_unreadable=False):
         rows = list(RedisInstance.objects.select_for_update().exclude(redis_url_encrypted="")
                     .order_by("name").values_list("pk", "name", "redis_url_encrypted"))
         fresh, unreadable = _tokens_reencrypt(rows)
+        channels_fresh, channels_unreadable = _channel_secrets_reencrypt()
+        if channels_unreadable and not forget_unreadable:
+            raise UnreadableURLs(
+                f"the secrets of alert channels {', '.join(channels_unreadable)} cannot be decrypted with "
+                "ENCRYPTION_KEYS; nothing was changed. Add the key they were encrypted with after the new one, or run "
+                "again with --forget-unreadable to clear them (channels made from the environment get them back at the "
+                "next start-up; others are entered again in the admin)")
         if unreadable and not forget_unreadable:
             names = ", ".join(name for _, name in unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
             raise UnreadableURLs(
@@ -42,7 +52,11 @@ def redis_urls_reencrypt(*, forget_unreadable=False):
             RedisInstance.objects.filter(pk=pk).update(redis_url_encrypted=token)
         if unreadable:
             RedisInstance.objects.filter(pk__in=[pk for pk, _ in unreadable]).update(redis_url_encrypted="", resolved_at=None)
-    return RotationResult(reencrypted=len(fresh), forgotten=tuple(name for _, name in unreadable))
+        channel_model = apps.get_model("notifications", "AlertChannel")
+        for pk, fields in channels_fresh.items():
+            channel_model.objects.filter(pk=pk).update(**fields)
+    return RotationResult(reencrypted=len(fresh), forgotten=tuple(name for _, name in unreadable),
+                          channels_reencrypted=len(channels_fresh))
 
 
 def _account_keys_reencrypt():
@@ -70,4 +84,26 @@ def _tokens_reencrypt(rows):
             fresh[pk] = reencrypt(token)
         except DecryptionError:
             unreadable.append((pk, name))
+    return fresh, unreadable
+
+
+def _channel_secrets_reencrypt():
+    """The alert channels' URL and secret under the newest key: ({pk: fields}, unreadable names);
+    an unreadable secret is cleared in the fields (written only with --forget-unreadable)."""
+    channel_model = apps.get_model("notifications", "AlertChannel")
+    fresh, unreadable = {}, []
+    for channel in channel_model.objects.select_for_update().order_by("name"):
+        fields = {}
+        for field in ("url_encrypted", "secret_encrypted"):
+            token = getattr(channel, field)
+            if not token:
+                continue
+            try:
+                fields[field] = reencrypt(token)
+            except DecryptionError:
+                fields[field] = ""
+                if channel.name not in unreadable:
+                    unreadable.append(channel.name)
+        if fields:
+            fresh[channel.pk] = fields
     return fresh, unreadable

@@ -9,6 +9,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 PERIODIC_TASKS = {
     "autoscaler: dispatch due samples and checks": ("scaling.dispatch", 10, IntervalSchedule.SECONDS),
     "autoscaler: reconcile add-ons with Heroku": ("scaling.reconcile_addons", 60, IntervalSchedule.MINUTES),
+    # Alert deliveries waiting for a retry, or left by a worker that died (notifications/relay.py).
+    "autoscaler: deliver alerts due": ("notifications.sweep_deliveries", 30, IntervalSchedule.SECONDS),
     "autoscaler: prune old samples": ("logs.prune_metrics", 1, IntervalSchedule.HOURS),
     # Mails only with WEEKLY_SUMMARY=true, once per week (the week is claimed).
     "autoscaler: weekly summary": ("operations.weekly_summary", 1, IntervalSchedule.HOURS),

@@ -3,7 +3,7 @@ simulated time over several instances, and the checks that every fault case make
 
 Every case runs a faulty instance next to a healthy one in the same collection batch and
 the same loop, and asserts what was stored (MetricLog, ScalingAction, Notification rows
-and their error texts), what was mailed (django.core.mail.outbox) and what was sent to
+and their error texts), what was mailed (django.core.alerts_delivered()) and what was sent to
 Heroku (the fake's `calls`).
 """
 
@@ -13,7 +13,6 @@ import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.core import mail
 
 from logs.models import MetricLog
 from scaling.models import RedisInstance
@@ -21,6 +20,7 @@ from scaling.services.checks import instance_check_scaling
 from scaling.services.collection import samples_collect
 from scaling.services.heroku_access import heroku_client
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 from standins.fake_redis import FakeServer, bulk
 
 MIB = 1024 * 1024
@@ -168,12 +168,12 @@ def assert_healthy(loop, instance, *, plan="heroku-redis:premium-0", outcomes=("
     assert not bad, f"{instance.name} lost samples to its neighbour's fault: {bad[:3]}"
     assert set(loop.outcome_names(instance)) <= set(outcomes), loop.outcomes[instance.name]
     assert RedisInstance.objects.get(pk=instance.pk).current_plan.plan_name == plan
-    assert not [m.subject for m in mail.outbox if m.subject.split("] ", 1)[-1].startswith(f"{instance.name}:")
+    assert not [m.subject for m in alerts_delivered() if m.subject.split("] ", 1)[-1].startswith(f"{instance.name}:")
                 and ("unreachable" in m.subject or "failed" in m.subject)]
 
 
 def mails_about(instance, containing=""):
-    return [m for m in mail.outbox
+    return [m for m in alerts_delivered()
             if m.subject.split("] ", 1)[-1].startswith(f"{instance.name}:") and containing in m.subject]
 
 

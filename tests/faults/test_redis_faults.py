@@ -9,7 +9,6 @@ same loop, and must not notice anything.
 import logging
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 
 from logs.models import MetricLog, ScalingAction
@@ -17,6 +16,7 @@ from scaling.models import RedisInstance
 from tests.faults.support import (
     Loop, assert_every_slot_sampled, assert_healthy, bulk, calls_for, mails_about, register, samples,
 )
+from tests.helpers import alerts_delivered
 from standins.redis_servers import redis_tls_support
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -31,7 +31,7 @@ def healthy(plans, heroku, redis_server_factory):
 def _no_secret_anywhere(caplog, *secrets):
     texts = [caplog.text]
     texts += list(MetricLog.objects.values_list("error", flat=True))
-    texts += [m.subject + m.body for m in mail.outbox]
+    texts += [m.subject + m.body for m in alerts_delivered()]
     for secret in secrets:
         assert not any(secret in text for text in texts), f"{secret!r} leaked"
 
@@ -59,9 +59,10 @@ def test_redis_down_stores_every_slot_as_failed_and_mails_once(plans, heroku, re
     page = admin_client.get(reverse("admin:logs_metriclog_changelist"), {"q": "faulty"}).content.decode()
     assert f"127.0.0.1:{server.port} refused the connection" in page
 
-    # Mailed: one "unreachable", not one per sample.
-    assert [m.subject for m in mail.outbox] == [mails_about(faulty, "unreachable")[0].subject]
-    assert "3 samples in a row" in mail.outbox[0].subject and "refused" in mail.outbox[0].body
+    # Mailed: one "unreachable", not one per sample, and one when it answered again.
+    [unreachable] = mails_about(faulty, "unreachable")
+    assert "3 samples in a row" in unreachable.subject and "refused" in unreachable.body
+    assert len(mails_about(faulty, "reachable again")) == 1 and len(alerts_delivered()) == 2
 
     # Sent to Heroku: a refresh (add-on, config vars) on the first failure and then only
     # after each cool-down (5 min, then 10 min): never a call per sample, never a PATCH.
@@ -93,8 +94,9 @@ def test_redis_slower_than_the_read_timeout_fails_its_sample_without_delaying_th
     # instance's sample in it) waited once, not once per slow instance or longer.
     assert max(loop.collect_seconds) < 1.8, loop.collect_seconds
 
-    assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
-    assert "no INFO reply" in mail.outbox[0].body
+    assert len(mails_about(faulty, "unreachable")) == 1 and len(mails_about(faulty, "reachable again")) == 1
+    assert len(alerts_delivered()) == 2
+    assert "no INFO reply" in alerts_delivered()[0].body
     # A busy server is not a stale URL: Heroku is not asked.
     assert heroku.calls == []
     assert ScalingAction.objects.count() == 0
@@ -124,7 +126,8 @@ def test_redis_trickling_its_reply_fails_as_slow_at_the_deadline_and_the_healthy
     for slow_log in logs[1:4]:
         neighbour = MetricLog.objects.get(instance=healthy, slot=slow_log.slot)
         assert neighbour.ok and neighbour.pk < slow_log.pk
-    assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
+    assert len(mails_about(faulty, "unreachable")) == 1 and len(mails_about(faulty, "reachable again")) == 1
+    assert len(alerts_delivered()) == 2
     assert heroku.calls == []
     assert ScalingAction.objects.count() == 0
     assert_healthy(loop, healthy)
@@ -142,7 +145,7 @@ def test_redis_refusing_auth_when_heroku_knows_the_new_password(plans, heroku, r
     assert calls_for(heroku, faulty) == [("GET", f"/apps/faulty-app/addons/{faulty.addon['id']}"),
                                          ("GET", "/apps/faulty-app/config-vars")]
     assert "rotated-new-pw" in RedisInstance.objects.get(pk=faulty.pk).redis_url
-    assert mail.outbox == []
+    assert alerts_delivered() == []
     assert_healthy(loop, healthy)
 
 
@@ -160,8 +163,8 @@ def test_redis_refusing_auth_asks_heroku_a_bounded_number_of_times(plans, heroku
     # One refresh at the first failure, then one per cool-down: 2 calls each.
     assert len(calls_for(heroku, faulty)) <= 6
     assert heroku.count("PATCH") == 0
-    assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
-    assert "rejected the credentials" in mail.outbox[0].body
+    assert len(mails_about(faulty, "unreachable")) == 1 and len(alerts_delivered()) == 1
+    assert "rejected the credentials" in alerts_delivered()[0].body
     assert_healthy(loop, healthy)
     _no_secret_anywhere(caplog, "the-real-pw", "a-wrong-pw", "healthy-neighbour-pw")
 
@@ -185,7 +188,7 @@ def test_tls_failing_on_a_stale_plain_url_is_healed_by_heroku_in_the_same_slot(p
     assert all(log.ok for log in samples(faulty))
     assert RedisInstance.objects.get(pk=faulty.pk).redis_url.startswith("rediss://")
     assert len(calls_for(heroku, faulty)) == 2
-    assert mail.outbox == []
+    assert alerts_delivered() == []
     assert_healthy(loop, healthy)
 
 
@@ -208,8 +211,8 @@ def test_tls_failing_is_stored_with_its_reason(plans, heroku, redis_server_facto
     assert max(loop.collect_seconds) < 1.8
     assert len(calls_for(heroku, faulty)) == 2  # one refresh (it did not help); cool-down after
     assert heroku.count("PATCH") == 0
-    assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
-    assert reason in mail.outbox[0].body
+    assert len(mails_about(faulty, "unreachable")) == 1 and len(alerts_delivered()) == 1
+    assert reason in alerts_delivered()[0].body
     assert_healthy(loop, healthy)
 
 
@@ -271,10 +274,10 @@ def test_info_with_missing_or_garbage_fields_is_tolerated_or_fails_alone(plans, 
     assert "\x00" not in stored and "\x1b" not in stored
     if ok:
         assert logs[-1].connected_clients == 7 and logs[-1].used_memory == 1024
-        assert mail.outbox == []
+        assert alerts_delivered() == []
     else:
         assert f"127.0.0.1:{odd.port}" in logs[-1].error
-        assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
+        assert len(mails_about(faulty, "unreachable")) == 1 and len(alerts_delivered()) == 1
     # The server answered: a new URL would not help, so Heroku is not asked.
     assert heroku.calls == []
     assert ScalingAction.objects.count() == 0
@@ -295,7 +298,7 @@ def test_redis_failing_for_changing_reasons_is_mailed_once(plans, heroku, info_s
     logs = samples(faulty)
     assert not any(log.ok for log in logs)
     assert {log.error_kind for log in logs} == {"timeout", "protocol"}
-    assert len(mails_about(faulty, "unreachable")) == 1 and len(mail.outbox) == 1
+    assert len(mails_about(faulty, "unreachable")) == 1 and len(alerts_delivered()) == 1
     assert heroku.calls == []
     assert_healthy(loop, healthy)
 
@@ -313,5 +316,5 @@ def test_stored_url_that_cannot_be_decrypted_is_replaced_from_heroku(plans, hero
     assert all(log.ok for log in samples(faulty))
     assert RedisInstance.objects.get(pk=faulty.pk).redis_url == server.url
     assert len(calls_for(heroku, faulty)) == 2
-    assert mail.outbox == []
+    assert alerts_delivered() == []
     assert_healthy(loop, healthy)

@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
-from django.core import mail
 from django_celery_beat.models import PeriodicTask
 
 from logs.models import MetricLog, ScalingAction
@@ -13,6 +12,7 @@ from operations.weekly_summary import week_bounds, weekly_summary_send
 from scaling.models import RedisInstance, RedisPlan
 from scaling.services.periodic import periodic_tasks_setup
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc
@@ -28,7 +28,7 @@ def test_the_week_is_the_last_whole_monday_to_monday_in_utc():
 def test_no_summary_is_mailed_by_default(plans, settings):
     assert settings.WEEKLY_SUMMARY is False
     assert weekly_summary_send(now=MONDAY).sent is False
-    assert mail.outbox == []
+    assert alerts_delivered() == []
 
 
 def week_of(instance):
@@ -57,7 +57,7 @@ def test_the_summary_gives_each_instance_its_changes_breaching_time_alerts_cost_
 
     assert weekly_summary_send(now=MONDAY).sent is True
 
-    [message] = mail.outbox
+    [message] = alerts_delivered()
     assert "weekly summary 2026-11-23 to 2026-11-29" in message.subject
     line = next(line for line in message.body.splitlines() if line.startswith("orders"))
     assert "1 up / 0 down" in line and "breaching 3 min" in line and "1 alert(s)" in line
@@ -71,7 +71,7 @@ def test_the_summary_is_mailed_once_per_week_however_often_the_task_runs(plans, 
     assert weekly_summary_send(now=MONDAY).sent is True
     assert weekly_summary_send(now=MONDAY + timedelta(hours=1)).sent is False
     assert weekly_summary_send(now=MONDAY + timedelta(days=7)).sent is True
-    assert len(mail.outbox) == 2
+    assert len(alerts_delivered()) == 2
 
 
 def test_the_hourly_task_is_in_the_beat_schedule_and_sends_through_the_service(plans, settings):
@@ -79,4 +79,4 @@ def test_the_hourly_task_is_in_the_beat_schedule_and_sends_through_the_service(p
     assert PeriodicTask.objects.filter(task="operations.weekly_summary").exists()
     settings.WEEKLY_SUMMARY = True
     assert tasks.weekly_summary()["sent"] is True
-    assert len(mail.outbox) == 1
+    assert len(alerts_delivered()) == 1

@@ -11,6 +11,16 @@ from scaling.services.checks import instance_check_scaling
 from scaling.services.collection import samples_collect
 
 STEP = timedelta(seconds=30)
+MIB = 1024 * 1024
+
+
+def fill(server, megabytes):
+    """Real keys until Redis reports `megabytes` MiB in use (allocator overhead included)."""
+    client = server.client()
+    key = 0
+    while client.info("memory")["used_memory"] < megabytes * MIB:
+        client.set(f"job:{key}", b"x" * (256 * 1024))
+        key += 1
 
 
 class LiveLoop:

@@ -4,7 +4,6 @@ on the instance, the overview shows it, and it is alerted once."""
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 
 from logs.models import MetricLog
@@ -13,6 +12,7 @@ from scaling.models import RedisInstance, RedisPlan
 from scaling.services.checks import instance_check_scaling, instances_check_now
 from scaling.services.plans import plans_load
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024
@@ -46,7 +46,7 @@ def test_a_check_that_cannot_judge_the_instance_records_its_error_and_alerts_onc
     assert "premium-0" in stored.check_error and stored.check_failed_since == T0 + timedelta(minutes=3)
     alerts = Notification.objects.filter(instance=instance, kind="check-failed")
     assert alerts.count() == 1
-    [message] = [m for m in mail.outbox if "cannot be judged" in m.subject]
+    [message] = [m for m in alerts_delivered() if "cannot be judged" in m.subject]
     assert stored.check_error in message.body
     assert heroku.calls == []
 

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 import redis
-from django.core import mail
 
 from logs.models import MetricLog, ScalingAction
 from notifications.models import Notification
@@ -14,9 +13,10 @@ from scaling.services.checks import PATCH_SETTLE, instance_check_scaling, plan_c
 from scaling.services.collection import samples_collect
 from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
+from tests.scaling.live import fill
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-MIB = 1024 * 1024
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)
 
 
@@ -41,14 +41,6 @@ class Loop:
         return RedisInstance.objects.get(pk=self.instance.pk).current_plan.plan_name
 
 
-def _fill(server, megabytes):
-    """Real keys until Redis reports `megabytes` MiB in use (allocator overhead included)."""
-    client = server.client()
-    key = 0
-    while client.info("memory")["used_memory"] < megabytes * MIB:
-        client.set(f"job:{key}", b"x" * (256 * 1024))
-        key += 1
-
 
 @pytest.fixture
 def reader():
@@ -71,7 +63,7 @@ def test_memory_over_the_threshold_scales_up_through_heroku_and_mails_success(qu
     loop = Loop(instance, reader).run(120)
     assert loop.plan == "heroku-redis:premium-0" and heroku.count("PATCH") == 0
 
-    _fill(server, 45)  # 90 % of premium-0's 50 MB
+    fill(server, 45)  # 90 % of premium-0's 50 MB
     loop.run(180)
 
     assert heroku.count("PATCH") == 1
@@ -80,17 +72,17 @@ def test_memory_over_the_threshold_scales_up_through_heroku_and_mails_success(qu
     assert loop.plan == "heroku-redis:premium-1"
     action = ScalingAction.objects.get(instance=instance, status="succeeded")
     assert action.direction == "up" and "memory" in action.reason and "%" in action.reason
-    subjects = [message.subject for message in mail.outbox]
+    subjects = [message.subject for message in alerts_delivered()]
     assert any("scaled up to premium-1" in subject for subject in subjects)
     assert any("over threshold" in subject for subject in subjects)
-    success = next(m for m in mail.outbox if "scaled up" in m.subject)
+    success = next(m for m in alerts_delivered() if "scaled up" in m.subject)
     assert "queue-app" in success.body and "Monthly cost change: +$15.00" in success.body
     assert f"/admin/scaling/redisinstance/{instance.pk}/change/" in success.body
 
 
 def test_the_plan_comes_down_after_the_stabilisation_window_and_not_before(queue, heroku, reader):
     instance, server, addon = queue
-    _fill(server, 45)
+    fill(server, 45)
     loop = Loop(instance, reader).run(240)
     assert loop.plan == "heroku-redis:premium-1"
     changed_at = RedisInstance.objects.get(pk=instance.pk).plan_changed_at
@@ -109,12 +101,12 @@ def test_the_plan_comes_down_after_the_stabilisation_window_and_not_before(queue
 def test_a_429_on_the_patch_mails_a_failure_and_a_later_check_succeeds(queue, heroku, reader):
     instance, server, addon = queue
     heroku.fail_next("PATCH", r"/addons/", status=429, headers={"Retry-After": "90"})
-    _fill(server, 45)
+    fill(server, 45)
     loop = Loop(instance, reader).run(180)
 
     failed = ScalingAction.objects.get(instance=instance, status="failed")
     assert "429" in failed.error
-    assert any("failed" in m.subject for m in mail.outbox)
+    assert any("failed" in m.subject for m in alerts_delivered())
     loop.run(180)
     assert loop.plan == "heroku-redis:premium-1"
     assert heroku.count("PATCH") == 2
@@ -124,12 +116,12 @@ def test_a_429_on_the_patch_mails_a_failure_and_a_later_check_succeeds(queue, he
 def test_a_change_heroku_refuses_is_reported_once_and_not_retried_every_minute(queue, heroku, reader):
     instance, server, addon = queue
     heroku.mark_plan_invalid("heroku-redis:premium-1")
-    _fill(server, 45)
+    fill(server, 45)
     Loop(instance, reader).run(15 * 60)
 
     assert heroku.count("PATCH") == 1
     assert ScalingAction.objects.filter(instance=instance, status="failed").count() == 1
-    assert sum("failed" in m.subject for m in mail.outbox) == 1
+    assert sum("failed" in m.subject for m in alerts_delivered()) == 1
 
 
 def test_at_the_max_plan_one_cannot_scale_alert_is_mailed_not_one_a_minute(plans, heroku, redis_server_factory, reader):
@@ -137,11 +129,11 @@ def test_at_the_max_plan_one_cannot_scale_alert_is_mailed_not_one_a_minute(plans
     addon = heroku.add_redis_addon("small-app", plan="heroku-redis:mini", url=server.url)
     instance = make_instance(name="small", app_name="small-app", plan="heroku-redis:mini", min_plan="heroku-redis:mini",
                              max_plan="heroku-redis:mini", redis_url=server.url, addon_id=addon["id"])
-    _fill(server, 22)  # 88 % of mini's 25 MB
+    fill(server, 22)  # 88 % of mini's 25 MB
     Loop(instance, reader).run(20 * 60)
 
     assert heroku.count("PATCH") == 0
-    alerts = [m for m in mail.outbox if "cannot scale further" in m.subject]
+    alerts = [m for m in alerts_delivered() if "cannot scale further" in m.subject]
     assert len(alerts) == 1
     assert Notification.objects.filter(instance=instance, kind="cannot-scale").count() == 1
 
@@ -149,19 +141,19 @@ def test_at_the_max_plan_one_cannot_scale_alert_is_mailed_not_one_a_minute(plans
 def test_a_dry_run_records_and_mails_would_scale_and_changes_nothing(queue, heroku, reader):
     instance, server, addon = queue
     RedisInstance.objects.filter(pk=instance.pk).update(dry_run=True)
-    _fill(server, 45)
+    fill(server, 45)
     loop = Loop(instance, reader).run(300)
 
     assert heroku.count("PATCH") == 0
     assert loop.plan == "heroku-redis:premium-0"
     assert ScalingAction.objects.filter(instance=instance, status="dry-run").count() == 1  # not one a minute
-    would = [m for m in mail.outbox if "would scale up" in m.subject]
+    would = [m for m in alerts_delivered() if "would scale up" in m.subject]
     assert len(would) == 1
 
 
 def test_two_checks_of_the_same_instance_act_once(queue, heroku, reader):
     instance, server, addon = queue
-    _fill(server, 45)
+    fill(server, 45)
     loop = Loop(instance, reader)
     for _ in range(4):
         loop.now += timedelta(seconds=30)
@@ -177,7 +169,7 @@ def test_two_checks_of_the_same_instance_act_once(queue, heroku, reader):
 
 def test_a_worker_killed_after_the_patch_is_reconciled_by_the_next_check_not_repeated(queue, heroku, reader):
     instance, server, addon = queue
-    _fill(server, 45)
+    fill(server, 45)
     heroku.plan_change_seconds = 3600  # Heroku is still provisioning when the worker dies
     loop = Loop(instance, reader).run(180)
     assert heroku.count("PATCH") == 1
@@ -222,7 +214,7 @@ def test_check_scaling_dry_run_command_decides_records_and_changes_nothing(queue
     from django.utils import timezone
 
     instance, server, addon = queue
-    _fill(server, 45)
+    fill(server, 45)
     now = timezone.now()
     for step in range(6):
         samples_collect(due=[(instance.pk, now - timedelta(seconds=30 * step))], reader=reader,
@@ -282,7 +274,7 @@ def test_a_patch_answered_404_because_the_addon_was_replaced_finds_the_new_one_a
     # The add-on is replaced (same app and config var, a new id) between samples and the check.
     del heroku.addons[addon["id"]]
     new = heroku.add_redis_addon("queue-app", plan="heroku-redis:premium-0", url=server.url)
-    _fill(server, 45)
+    fill(server, 45)
     loop = Loop(instance, reader).run(300)
 
     failed = ScalingAction.objects.get(instance=instance, status="failed")

@@ -7,11 +7,13 @@ import pytest
 from django.utils import timezone
 
 from logs.models import MetricLog
+from notifications.models import Notification
 from scaling.models import RedisInstance
 from scaling.services.collection import samples_collect
 from scaling.services.instances import addon_resolve
 from scaling.metrics import RedisMetricsReader
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 MIB = 1024 * 1024
@@ -176,16 +178,31 @@ def test_odd_info_fields_are_stored_as_warnings_not_failures(plans, heroku, redi
 
 
 def test_an_instance_unreachable_for_several_samples_is_mailed_once(plans, heroku, redis_server_factory, reader):
-    from django.core import mail
 
     server = redis_server_factory()
     instance, _ = _register(heroku, server)
     server.stop()
     for step in range(6):
         _collect(instance, reader, slot=timezone.now() + timedelta(seconds=30 * step))
-    alerts = [m for m in mail.outbox if "unreachable" in m.subject]
+    alerts = [m for m in alerts_delivered() if "unreachable" in m.subject]
     assert len(alerts) == 1
     assert "3 samples in a row" in alerts[0].subject and "refused" in alerts[0].body
+
+
+def test_an_unreachable_instance_answering_again_is_alerted_as_recovered_in_the_samples_transaction(
+        plans, heroku, redis_server_factory, reader):
+    server = redis_server_factory()
+    instance, _ = _register(heroku, server)
+    server.stop()
+    start = timezone.now()
+    for step in range(4):
+        _collect(instance, reader, slot=start + timedelta(seconds=30 * step))
+    server.start()
+    for step in range(4, 6):
+        _collect(instance, reader, slot=start + timedelta(seconds=30 * step))
+    events = list(Notification.objects.filter(instance=instance).order_by("created_at").values_list("event", flat=True))
+    assert events == ["instance.unreachable", "instance.recovered"]
+    assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 0
 
 
 def _pointed_at(instance, url):
@@ -249,7 +266,6 @@ def test_an_oversized_info_reply_is_a_failed_sample_of_its_own_kind(plans, herok
 def test_a_sample_without_a_readable_used_memory_or_connected_clients_is_a_failed_read_that_counts_toward_unreachable(
     plans, heroku, redis_server_factory, reader, text
 ):
-    from django.core import mail
 
     from standins.fake_redis import FakeServer, bulk
 
@@ -263,7 +279,7 @@ def test_a_sample_without_a_readable_used_memory_or_connected_clients_is_a_faile
 
     assert all(not s.ok and s.error_kind == "incomplete" for s in samples)
     assert RedisInstance.objects.get(pk=instance.pk).consecutive_failures == 3
-    assert len([m for m in mail.outbox if "unreachable" in m.subject]) == 1
+    assert len([m for m in alerts_delivered() if "unreachable" in m.subject]) == 1
 
 
 class _MeetingReader:

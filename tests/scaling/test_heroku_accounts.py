@@ -22,7 +22,8 @@ from scaling.services.reconcile import addons_reconcile
 from scaling.services.registration import RegistrationError, app_find
 from standins.heroku import ManualClock, installed_fake
 from tests.factories import make_instance
-from tests.scaling.test_checks import _fill
+from tests.helpers import alerts_delivered
+from tests.scaling.live import fill
 from tests.scaling.live import reader  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -184,7 +185,7 @@ def test_one_account_drained_and_one_refused_never_delay_the_third_and_each_is_a
             name=f"{name}-queue", app_name="shop", plan="heroku-redis:premium-0", min_plan="heroku-redis:premium-0",
             max_plan="heroku-redis:premium-3", redis_url=server.url, addon_id=addon["id"], addon_name=addon["name"],
             **extra)
-        _fill(server, 45)  # 90 % of premium-0's 50 MB: every instance must go up
+        fill(server, 45)  # 90 % of premium-0's 50 MB: every instance must go up
     fakes["acme"].drain_rate_limit(0)
     fakes["globex"].revoke_key()
 
@@ -217,6 +218,10 @@ def test_one_account_drained_and_one_refused_never_delay_the_third_and_each_is_a
     states = dict(HerokuAccount.objects.values_list("name", "problem"))
     assert states.pop("default", "") == "" and states == {"acme": "drained", "globex": "refusing"}
     assert all(ACME_KEY not in a.body and GLOBEX_KEY not in a.body for a in alerts)
+    # Delivered through the relay (event heroku.account_failing): one mail each.
+    assert sorted(alerts.values_list("event", flat=True)) == ["heroku.account_failing"] * 2
+    mailed = [m for m in alerts_delivered() if "Heroku account" in m.subject]
+    assert len(mailed) == 2 and not any(ACME_KEY in m.body or GLOBEX_KEY in m.body for m in mailed)
 
 
 def test_the_default_account_drained_is_alerted_once_even_before_its_row_exists(plans, heroku):

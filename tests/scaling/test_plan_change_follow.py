@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.core import mail
 from django.utils import timezone
 
 from logs.models import MetricLog, ScalingAction
@@ -15,6 +14,7 @@ from scaling.models import RedisInstance
 from scaling.services.checks import instance_check_scaling, plan_change_follow
 from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 
 pytestmark = pytest.mark.django_db
 MIB = 1024 * 1024
@@ -68,7 +68,7 @@ def test_the_check_sends_the_patch_and_leaves_the_provisioning_to_the_follow_tas
     # Each step stamped when it happened, not all with the check's `now`.
     assert action.created_at == breaching.start < action.patch_sent_at < looked_at
     assert done_at <= action.finished_at < done_at + timedelta(seconds=5)
-    assert len([m for m in mail.outbox if "scaled up to premium-1" in m.subject]) == 1
+    assert len([m for m in alerts_delivered() if "scaled up to premium-1" in m.subject]) == 1
 
 
 def test_a_follow_of_a_change_already_completed_does_nothing(breaching, heroku):
@@ -76,11 +76,11 @@ def test_a_follow_of_a_change_already_completed_does_nothing(breaching, heroku):
     action = ScalingAction.objects.get(instance=breaching)
     _provisioned(heroku, breaching)
     assert plan_change_follow(action_id=action.pk, now=breaching.start + timedelta(seconds=20)).outcome == "succeeded"
-    calls, mails = len(heroku.calls), len(mail.outbox)
+    calls, mails = len(heroku.calls), len(alerts_delivered())
 
     again = plan_change_follow(action_id=action.pk, now=breaching.start + timedelta(seconds=40))
 
-    assert again.outcome == "followed" and len(heroku.calls) == calls and len(mail.outbox) == mails
+    assert again.outcome == "followed" and len(heroku.calls) == calls and len(alerts_delivered()) == mails
 
 
 def test_a_follow_while_the_instance_is_being_checked_comes_back_later_without_asking_heroku(breaching, heroku):

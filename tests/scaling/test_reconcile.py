@@ -1,7 +1,6 @@
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
-from django.core import mail
 from django.utils import timezone
 
 from logs.models import ScalingAction
@@ -9,6 +8,7 @@ from notifications.models import Notification
 from scaling.models import RedisInstance
 from scaling.services.reconcile import addons_reconcile
 from tests.factories import make_instance
+from tests.helpers import alerts_delivered
 from tests.scaling.live import LiveLoop, reader  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +114,7 @@ def test_a_plan_raised_by_hand_above_the_max_is_adopted_and_comes_down_only_by_t
     assert heroku.count("PATCH") == 0 and loop.plan == "heroku-redis:premium-4"
     outside = Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED)
     assert outside.count() == 1 and "above the max plan" in outside.get().subject
-    assert sum("premium-4" in m.subject for m in mail.outbox) == 1
+    assert sum("premium-4" in m.subject for m in alerts_delivered()) == 1
 
     loop.run(3 * 60)
 
@@ -145,8 +145,12 @@ def test_a_plan_lowered_by_hand_below_the_min_is_raised_into_the_range_at_the_ne
     assert outside.count() == 1 and "below the min plan" in outside.get().subject
 
 
-def test_a_plan_changed_by_hand_within_the_range_is_adopted_without_an_alert(plans, heroku):
+def test_a_plan_changed_by_hand_within_the_range_is_adopted_with_one_plan_adopted_alert(plans, heroku):
     instance, addon = _registered(heroku, "queue")
+    old_plan = RedisInstance.objects.get(pk=instance.pk).current_plan.plan_name
     heroku.set_plan_by_hand(addon["id"], "heroku-redis:premium-2")
     addons_reconcile(now=timezone.now())
-    assert not Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED).exists()
+    addons_reconcile(now=timezone.now())
+    [alert] = Notification.objects.filter(instance=instance, kind=Notification.Kind.PLAN_ADOPTED)
+    assert alert.event == "plan.adopted"
+    assert (alert.data["from"], alert.data["to"]) == (old_plan, "heroku-redis:premium-2")

@@ -18,6 +18,8 @@ class Command(BaseCommand):
         except (UnreadableURLs, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"{result.reencrypted} Redis URLs re-encrypted with the newest key")
+        if result.channels_reencrypted:
+            self.stdout.write(f"{result.channels_reencrypted} alert channels' URLs and secrets re-encrypted")
         if result.forgotten:
             self.stdout.write(f"{len(result.forgotten)} unreadable URLs cleared, to be read again from Heroku: "
                               + ", ".join(result.forgotten))
