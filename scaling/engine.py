@@ -52,6 +52,14 @@ The rules, in order
         wanted in), kept under the connection threshold (``DataDropped.connection_demand``),
         not a fixed multiple of the capped reading. A small storm takes one step, a big
         one goes straight to the plan that holds it.
+    drop_after_drop_up
+        With scale-in off (``Policy.scale_down`` false), memory dropping (as for
+        ``data_drop``) on a plan the last change moved up to from a plan whose memory was full:
+        the step sized with the threshold's headroom fell short, and a second headroom's
+        overshoot would be kept for good, so memory is sized at ``data_drop_factor`` times its
+        capped reading at the plan's *limit* (``DataDropped.memory_at_limit``). A plan that
+        then holds the load over its threshold is breached, and ``breach`` adds the headroom
+        on the measured demand.
     data_drop
         Evicted keys rising between consecutive samples of the up window (a counter that
         goes *down* is a Redis restart, not a rise), or used memory at the plan's limit
@@ -141,7 +149,7 @@ The windows, when a slow metric rate leaves them nearly empty
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Callable, Literal, Protocol, Sequence
@@ -522,6 +530,7 @@ class DataDropped:
     rejected_step: int = 0  # the most connections refused between two consecutive samples
     connection_peak: int | None = None  # the up window's peak of connected clients (capped at the limit)
     connection_demand: int | None = None  # connection_peak + rejected_step: the clients that wanted in
+    memory_at_limit: bool = False  # memory sized for the factor at the plan's limit, not under the threshold
 
 
 @dataclass(frozen=True)
@@ -897,10 +906,13 @@ class Situation:
     def views(self) -> tuple[_MetricView, _MetricView]:
         return self.mem, self.conn
 
-    def fitting(self, candidates: Sequence[Plan], need_mem: float | None, need_conn: float | None) -> Plan | None:
-        """The cheapest candidate that keeps both needs under the thresholds."""
+    def fitting(self, candidates: Sequence[Plan], need_mem: float | None, need_conn: float | None,
+                memory_limit_pct: float | None = None) -> Plan | None:
+        """The cheapest candidate that keeps both needs under the thresholds (memory under
+        ``memory_limit_pct`` instead, when given)."""
         policy = self.policy
-        fit = [p for p in candidates if _fits(p, need_mem, need_conn, policy.memory_threshold, policy.connection_threshold)]
+        mem_pct = policy.memory_threshold if memory_limit_pct is None else memory_limit_pct
+        fit = [p for p in candidates if _fits(p, need_mem, need_conn, mem_pct, policy.connection_threshold)]
         return _cheapest(fit, self.rank)
 
     def decision(self, action: Action, rule: str, target: Plan | None = None, **fields) -> Decision:
@@ -916,19 +928,33 @@ class Situation:
 
     def up(self, rule: str, *, metrics: tuple[Metric, ...] = (), breaching: bool, data_drop: bool = False,
            need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None,
-           hit_rate: HitRate | None = None) -> Decision:
+           hit_rate: HitRate | None = None, memory_limit_pct: float | None = None) -> Decision:
         """Up to the cheapest plan of the range that holds the needs, at least one step; the
-        max plan (cannot scale further) when none does; stay when already at or above it."""
+        max plan (cannot scale further) when none does; stay when already at or above it.
+        ``memory_limit_pct`` replaces the memory threshold in the fit when given."""
         common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped, hit_rate=hit_rate)
         if self.cur >= self.hi:
             return self.decision("stay", rule, cannot_scale_further=breaching or data_drop, **common)
-        target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn)
+        target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn, memory_limit_pct)
         if target is None:
             return self.decision("up", rule, self.max_plan, cannot_scale_further=True,
                                  fit=Fit.of(self.max_plan, need_mem, need_conn), **common)
         return self.decision("up", rule, target, fit=Fit.of(target, need_mem, need_conn), **common)
 
     # --- the stabilisation window, for the down rules ---
+
+    @cached_property
+    def memory_full_before_change(self) -> bool:
+        """The last change was up from a plan whose memory was full (at ``memory_full``) in
+        its last sample: a move up for a data drop."""
+        before = [s for s in self.samples_before_change
+                  if s.usable and s.plan_name in self.rank and s.plan_name != self.current.name]
+        if not before:
+            return False
+        last = before[-1]
+        plan = self.plans[self.rank[last.plan_name]]
+        return (self.rank[last.plan_name] < self.cur
+                and last.used_memory >= self.policy.memory_full * plan.memory_bytes)
 
     @cached_property
     def down_window(self) -> list[Sample] | None:
@@ -1038,7 +1064,8 @@ def _dropped(s: Situation) -> DataDropped | None:
 
 def _drop_up(s: Situation, rule: str, dropped: DataDropped) -> Decision:
     """Up for data being dropped: memory sized at ``data_drop_factor`` times its capped
-    reading while it drops, connections at their demand while they are refused."""
+    reading while it drops (under the threshold, or the plan's limit when
+    ``dropped.memory_at_limit``), connections at their demand while they are refused."""
     memory_dropping = bool(dropped.evicted_keys_rise) or dropped.memory_full_pct is not None
     metrics = tuple(m for m, dropping in (("memory", memory_dropping),
                                           ("connections", dropped.rejected_connections_rise)) if dropping)
@@ -1046,7 +1073,8 @@ def _drop_up(s: Situation, rule: str, dropped: DataDropped) -> Decision:
     if dropped.connection_demand is not None:
         need_conn = max(need_conn or 0.0, float(dropped.connection_demand))
     return s.up(rule, metrics=metrics, breaching=True, data_drop=True, dropped=dropped,
-                need_mem=s.mem.need(s.policy, dropping=memory_dropping), need_conn=need_conn)
+                need_mem=s.mem.need(s.policy, dropping=memory_dropping), need_conn=need_conn,
+                memory_limit_pct=100.0 if dropped.memory_at_limit else None)
 
 
 def connections_refused(s: Situation) -> Decision | None:
@@ -1059,6 +1087,17 @@ def connections_refused(s: Situation) -> Decision | None:
     if dropped.evicted_keys_rise or dropped.memory_full_pct is not None:
         return None  # memory is dropping too: data_drop sizes both
     return _drop_up(s, "connections_refused", dropped)
+
+
+def drop_after_drop_up(s: Situation) -> Decision | None:
+    """Scale-in off and memory dropping again right after a move up for memory dropping:
+    sized at the plan's limit, not under the threshold (module docstring)."""
+    if s.policy.scale_down or not s.memory_full_before_change:
+        return None
+    dropped = _dropped(s)
+    if dropped is None or not (dropped.evicted_keys_rise or dropped.memory_full_pct is not None):
+        return None
+    return _drop_up(s, "drop_after_drop_up", replace(dropped, memory_at_limit=True))
 
 
 def data_drop(s: Situation) -> Decision | None:
@@ -1329,6 +1368,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     no_samples,
     cache_hit_rate_low,
     connections_refused,
+    drop_after_drop_up,
     data_drop,
     too_few_samples,
     steady_climb,
@@ -1469,7 +1509,8 @@ def _drop_text(d: Decision) -> str:
         drops.append(f"memory reached {_fmt_pct(x.memory_full_pct)} of {d.current.name}'s limit")
     sizing = []
     if "memory" in d.metrics:
-        sizing.append(f"memory sized for {x.sized_for_factor:g}x its capped reading")
+        at = " at the plan's limit (the last step up fell short)" if x.memory_at_limit else ""
+        sizing.append(f"memory sized for {x.sized_for_factor:g}x its capped reading{at}")
     if x.connection_demand is not None:
         sizing.append(f"connections for a demand of {x.connection_demand:,} clients ({x.connection_peak:,} connected "
                       f"and up to {x.rejected_step:,} refused between two samples)")
@@ -1592,7 +1633,7 @@ def render_reason(d: Decision) -> str:
             text += f"; moving to {d.target.name}"
     elif d.rule == "no_samples":
         text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
-    elif d.rule in ("data_drop", "connections_refused"):
+    elif d.rule in ("data_drop", "connections_refused", "drop_after_drop_up"):
         text = _up_outcome(d, _drop_text(d))
     elif d.rule == "steady_climb":
         text = _up_outcome(d, _climb_text(d))

@@ -4,11 +4,12 @@ says will pass the next plan too going straight to the one after. Pure: no datab
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from tests.scaling.test_engine import NOW, P, Case, assert_decides, ramp, run, series
+from tests.scaling.test_engine import NOW, P, POLICY, Case, assert_decides, ramp, run, series
 
 
 def refused(per_sample: int, over_minutes: float = 1.0):
@@ -132,4 +133,50 @@ SETTLING = [
 
 @pytest.mark.parametrize("case", SETTLING, ids=[c.name for c in SETTLING])
 def test_settling_rule(case: Case):
+    assert_decides(case, run(case), tolerance=0.05)
+
+
+SCALE_IN_OFF = replace(POLICY, scale_down=False)
+CHANGED = NOW - timedelta(minutes=1, seconds=45)
+
+
+def full_after_move_up(from_plan, *, from_mem=99.5):
+    """Memory at ``from_mem`` % of ``from_plan`` for 4 min, then the move up to premium-2
+    (1 min 45 s ago) and premium-2 full since (both with evictions rising)."""
+    return (series(from_plan, 4, mem=from_mem, conn=20, evicted=lambda a: 1_000 - int(a * 100),
+                   end=CHANGED - timedelta(seconds=15))
+            + series(P["premium-2"], 1.5, mem=99.5, conn=10, evicted=lambda a: 2_000 - int(a * 100)))
+
+
+DROP_AFTER_DROP_UP = [
+    Case(
+        "scale-in off: premium-2 full right after a move up for a full premium-0 -> premium-3, 2x at the limit",
+        P["premium-2"], full_after_move_up(P["premium-0"]),
+        "up", "premium-3", breaching=True, data_drop=True, last_change_at=CHANGED, policy=SCALE_IN_OFF,
+        rule="drop_after_drop_up",
+        fields={"dropped.memory_at_limit": True, "dropped.sized_for_factor": 2.0, "fit.memory_pct": 99.5},
+    ),
+    Case(
+        "scale-in on: the same drop is sized under the threshold (a step down undoes an overshoot) -> premium-4",
+        P["premium-2"], full_after_move_up(P["premium-0"]),
+        "up", "premium-4", breaching=True, data_drop=True, last_change_at=CHANGED,
+        rule="data_drop", fields={"dropped.memory_at_limit": False},
+    ),
+    Case(
+        "scale-in off: premium-2 full after a move up from a premium-0 that was not full -> premium-4, under the threshold",
+        P["premium-2"], full_after_move_up(P["premium-0"], from_mem=85),
+        "up", "premium-4", breaching=True, data_drop=True, last_change_at=CHANGED, policy=SCALE_IN_OFF,
+        rule="data_drop", fields={"dropped.memory_at_limit": False},
+    ),
+    Case(
+        "scale-in off: a first drop (no change before) is sized under the threshold -> premium-2",
+        P["premium-0"], series(P["premium-0"], 2, mem=99.5, conn=20),
+        "up", "premium-2", breaching=True, data_drop=True, policy=SCALE_IN_OFF,
+        rule="data_drop", fields={"dropped.memory_at_limit": False},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DROP_AFTER_DROP_UP, ids=[c.name for c in DROP_AFTER_DROP_UP])
+def test_drop_after_drop_up_rule(case: Case):
     assert_decides(case, run(case), tolerance=0.05)
