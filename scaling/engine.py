@@ -113,6 +113,15 @@ The rules, in order
         No step down into a plan that a rise (a line through the stabilisation window with
         a slope t-statistic of ``trend_min_t`` or more) would take over its threshold within
         ``sizing_horizon``: ``steady_climb`` would take it back up. *Stay*.
+    daily_pattern
+        No step down into a plan that the load of the same hours one pattern period ago
+        (``Policy.pattern_period``, a day), over the next ``pattern_horizon`` (8 h), would
+        take over a threshold (:class:`PeriodAgo`, measured by the caller): *down* only as
+        far as that peak fits, or *stay*. Only where the pattern repeats: a period ago the
+        stabilisation window's load fitted the lower plan too (under the thresholds), so an
+        oscillation out of step with the period is left to the ordinary rules. A backlog
+        purged at night and regrown each morning stays on the plan the morning needs
+        instead of going down and back up.
     scale_down
         Down when, for the whole stabilisation window, every metric stayed under its
         threshold; judged on the window's *peak*, which must fit under
@@ -381,6 +390,12 @@ class Policy:
         must each half of it, at half the whole window's slope or more, so an oscillation
         (a rise that has already turned) is not mistaken for a climb. Lengthens the
         look-back (:attr:`lookback`) to this window.
+    pattern_period, pattern_horizon
+        Rule ``daily_pattern``: no step down into a plan that the load of the same hours one
+        ``pattern_period`` ago (default a day), over the next ``pattern_horizon`` (default
+        8 h), would have outgrown. A lower plan the daily pattern says is needed again
+        within 8 h would cost a step down and a step back up (two failovers) to save a few
+        hours of the price difference.
     """
 
     memory_threshold: float
@@ -405,6 +420,8 @@ class Policy:
     scale_down: bool = True
     sizing_horizon: timedelta = timedelta(hours=2)
     climb_window: timedelta | None = None
+    pattern_period: timedelta = timedelta(days=1)
+    pattern_horizon: timedelta = timedelta(hours=8)
 
     def __post_init__(self) -> None:
         if self.workload not in ("queue", "cache"):
@@ -454,6 +471,20 @@ class Policy:
             raise ValueError("schedule lead must not be negative")
         if self.sizing_horizon < timedelta(0):
             raise ValueError("sizing horizon must not be negative")
+        if not (timedelta(0) <= self.pattern_horizon <= self.pattern_period):
+            raise ValueError("pattern horizon must be between 0 and the pattern period")
+
+    def pattern_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The same hours one pattern period ago as the next ``pattern_horizon`` from
+        ``now``: the window whose peak (:class:`PeriodAgo`) rule ``daily_pattern`` reads."""
+        since = now - self.pattern_period
+        return since, since + self.pattern_horizon
+
+    def pattern_down_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The stabilisation window one pattern period ago: whether the load then was as low
+        as now (the pattern repeats) is read from its peak (:class:`PeriodAgo`)."""
+        until = now - self.pattern_period
+        return until - self.stabilisation_window, until
 
     @property
     def schedule_raise_lead(self) -> timedelta:
@@ -574,6 +605,26 @@ class HitRate:
 
 
 @dataclass(frozen=True)
+class PeriodAgo:
+    """The peaks of the load one pattern period ago, measured by the caller over its stored
+    samples (``None`` when none were stored then): over the hours ahead
+    (:meth:`Policy.pattern_window`, ``since``..``until``) and over the stabilisation window
+    then (:meth:`Policy.pattern_down_window`, ``then_*``)."""
+
+    since: datetime
+    until: datetime
+    peak_memory: int | None = None  # bytes
+    peak_connections: int | None = None
+    then_peak_memory: int | None = None  # over Policy.pattern_down_window: the load as now, then
+    then_peak_connections: int | None = None
+
+    @property
+    def measured(self) -> bool:
+        return None not in (self.peak_memory, self.peak_connections, self.then_peak_memory,
+                            self.then_peak_connections)
+
+
+@dataclass(frozen=True)
 class DownWindow:
     """The stabilisation window as the down rules judged it."""
 
@@ -626,6 +677,7 @@ class Decision:
     scheduled: ScheduledMinimum | None = None  # the schedule that raised or held the plan
     hit_rate: HitRate | None = None  # a cache's, over the window its rule judged
     climb: Climb | None = None  # a steady climb's projection past the first plan (rule steady_climb)
+    period_ago: PeriodAgo | None = None  # the load a pattern period ago (rule daily_pattern)
 
     @property
     def memory_pct(self) -> float | None:
@@ -817,7 +869,8 @@ class Situation:
     """The inputs of :func:`decide`, validated, and what the samples measure: what every
     rule reads. Built once per decision."""
 
-    def __init__(self, *, current, ladder, min_plan, max_plan, samples, policy, last_change_at, now):
+    def __init__(self, *, current, ladder, min_plan, max_plan, samples, policy, last_change_at, now,
+                 period_ago=None):
         plans = sort_ladder(ladder)
         rank = {p.name: i for i, p in enumerate(plans)}
         for label, plan in (("current", current), ("min", min_plan), ("max", max_plan)):
@@ -830,6 +883,7 @@ class Situation:
         self.current = plans[self.cur]
         self.min_plan, self.max_plan = plans[self.lo], plans[self.hi]
         self.policy, self.now, self.last_change_at = policy, now, last_change_at
+        self.period_ago = period_ago
 
         # The samples that count.
         oldest = now - policy.lookback
@@ -1361,6 +1415,39 @@ def still_climbing(s: Situation) -> Decision | None:
     return s.decision("stay", "still_climbing", metrics=(climb.metric,), fit=down.fit, down=down.down, climb=climb)
 
 
+def daily_pattern(s: Situation) -> Decision | None:
+    """No step down into a plan the same hours a pattern period ago would have outgrown:
+    down only as far as that peak fits under the thresholds, or stay."""
+    ago = s.period_ago
+    if ago is None or not ago.measured:
+        return None
+    down = scale_down(s)
+    if down.action != "down":
+        return None
+    policy = s.policy
+
+    def holds(plan: Plan) -> bool:
+        return _fits(plan, ago.peak_memory, ago.peak_connections, policy.memory_threshold,
+                     policy.connection_threshold)
+
+    def holds_then(plan: Plan) -> bool:
+        return _fits(plan, ago.then_peak_memory, ago.then_peak_connections, policy.memory_threshold,
+                     policy.connection_threshold)
+
+    if holds(down.target):
+        return None
+    # Only a pattern that repeats: a period ago the load at this hour was low too (its
+    # stabilisation window fitted the lower plan under the thresholds).
+    if not holds_then(down.target):
+        return None
+    between = [p for p in s.plans[s.rank[down.target.name] + 1:s.cur] if p.monthly_cost < s.current.monthly_cost]
+    target = _cheapest([p for p in between if holds(p)], s.rank)
+    if target is None:
+        return s.decision("stay", "daily_pattern", fit=down.fit, down=down.down, period_ago=ago)
+    return s.decision("down", "daily_pattern", target, fit=Fit.of(target, ago.peak_memory, ago.peak_connections),
+                      down=down.down, period_ago=ago)
+
+
 RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     waiting_for_new_plan,
     below_min_plan,
@@ -1384,6 +1471,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     data_dropped_in_window,
     peak_over_threshold,
     still_climbing,
+    daily_pattern,
     scale_down,
 )
 """The rules in the order :func:`decide` asks them; the first decision wins."""
@@ -1399,12 +1487,15 @@ def decide(
     policy: Policy,
     last_change_at: datetime | None,
     now: datetime,
+    period_ago: PeriodAgo | None = None,
 ) -> Decision:
     """Decide whether to stay on ``current`` or move up or down. See the module docstring
     for the rules. ``current``, ``min_plan`` and ``max_plan`` must be in ``ladder`` (by
-    name); ``min_plan`` must not be above ``max_plan``."""
+    name); ``min_plan`` must not be above ``max_plan``. ``period_ago``: the load's peak over
+    :meth:`Policy.pattern_window` (rule ``daily_pattern``), when the caller has it."""
     situation = Situation(current=current, ladder=ladder, min_plan=min_plan, max_plan=max_plan,
-                           samples=samples, policy=policy, last_change_at=last_change_at, now=now)
+                           samples=samples, policy=policy, last_change_at=last_change_at, now=now,
+                           period_ago=period_ago)
     for rule in RULES:
         decision = rule(situation)
         if decision is not None:
@@ -1595,6 +1686,14 @@ def _down_text(d: Decision) -> str:
         c = d.climb
         return (f"the rising {c.metric} would reach {_fmt_pct(c.projected_pct)} of {c.first.name} within "
                 f"{_fmt_duration(c.horizon)}; not scaling down")
+    if d.rule == "daily_pattern":
+        x = d.period_ago
+        then = (f"one pattern period ago the next {_fmt_duration(x.until - x.since)} "
+                f"({_fmt_at(x.since)} to {_fmt_at(x.until)}) peaked at {x.peak_memory / MIB:.1f} MiB and "
+                f"{x.peak_connections:,} clients")
+        if d.action == "stay":
+            return f"{d.fit.plan.name} would hold the last {stab}, but {then}, more than it holds; not scaling down"
+        return f"{then}: only down to {d.target.name}, which keeps {_keeps(d.fit)} for it"
     if d.rule == "no_cheaper_plan":
         return f"no cheaper plan above the minimum {d.min_plan.name}"
     what = f"the {stab} peak"
