@@ -3,6 +3,9 @@
     python examples/traces/make_traces.py            # writes the CSVs next to this file
     python examples/traces/make_traces.py OUT_DIR
 
+Each generator takes its ``seed`` (``flap_bait`` also its ``period_min``), so
+``benchmarks/trace_variants.py`` can judge the same loads with other noise and periods.
+
 Each trace is ``timestamp,used_memory,connected_clients`` (ISO 8601 UTC, bytes, count),
 the format ``manage.py simulate`` reads. Memory figures are in MiB (1,048,576 bytes), as
 Heroku Key-Value Store plans are sized.
