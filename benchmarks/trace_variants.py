@@ -1,4 +1,5 @@
-"""The example traces' generators with other seeds (and flap_bait with other periods), each
+"""The example traces' generators with other seeds (flap_bait with other periods,
+sudden_spike with other heights), each
 variant judged as simulate_traces.py judges the example runs: issue 13 judges hidden traces
 generated afresh, so the bars must hold beyond our own files.
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT / "examples" / "traces"))
 import make_traces  # noqa: E402
 
 FLAP_PERIODS = (100, 240, 300)  # minutes
+SPIKE_LEVELS = (80, 150, 300, 450, 600, 700)  # MiB
 SCALE_IN_OFF = ("daily_queue_cycle", "sudden_spike", "slow_leak", "connection_storm", "flap_bait")
 
 
@@ -41,22 +43,23 @@ class VariantRun(Run):
 
 def variants(offsets, folder: Path):
     """(variant name, run) for every run of RUNS on a trace of make_traces.py (the cache
-    traces have their own script) on every seed offset, flap_bait at every period, and every
-    queue trace with scale-in switched off."""
+    traces have their own script) on every seed offset, flap_bait at every period,
+    sudden_spike at every level, and every queue trace with scale-in switched off."""
     runs = [run for run in RUNS if f"{run.trace}.csv" in make_traces.TRACES] + [Run(t, "autoscaler --no-scale-down", dict(KVS, scale_down=False))
                          for t in SCALE_IN_OFF if t != "sudden_spike"]
     for offset in offsets:
         for run in runs:
             make = make_traces.TRACES[f"{run.trace}.csv"]
             default_seed = make.__defaults__[0]
-            periods = FLAP_PERIODS if run.trace == "flap_bait" else (None,)
-            for period in periods:
+            shapes = {"flap_bait": [("period_min", p, f" period {p} min") for p in FLAP_PERIODS],
+                      "sudden_spike": [("level_mib", m, f" spike to {m} MiB") for m in SPIKE_LEVELS]}
+            for shape in shapes.get(run.trace, [None]):
                 kwargs = dict(seed=default_seed + offset)
                 name = f"seed+{offset}"
-                if period is not None:
-                    kwargs["period_min"] = period
-                    name += f" period {period} min"
-                csv = folder / f"{run.trace}-{offset}-{period}.csv"
+                if shape is not None:
+                    kwargs[shape[0]] = shape[1]
+                    name += shape[2]
+                csv = folder / f"{run.trace}-{offset}-{shape and shape[1]}.csv"
                 if not csv.exists():
                     make_traces.write(csv, make(**kwargs))
                 yield name, VariantRun(run.trace, run.label, run.options, csv=csv, variant=name)

@@ -3,7 +3,8 @@
     python examples/traces/make_traces.py            # writes the CSVs next to this file
     python examples/traces/make_traces.py OUT_DIR
 
-Each generator takes its ``seed`` (``flap_bait`` also its ``period_min``), so
+Each generator takes its ``seed`` (``flap_bait`` also its ``period_min``, ``sudden_spike``
+its ``level_mib``), so
 ``benchmarks/trace_variants.py`` can judge the same loads with other noise and periods.
 
 Each trace is ``timestamp,used_memory,connected_clients`` (ISO 8601 UTC, bytes, count),
@@ -74,7 +75,7 @@ def daily_queue_cycle(seed: int = 20240304):
         yield START + timedelta(minutes=minute), mem, clients
 
 
-def sudden_spike(seed: int = 20240305):
+def sudden_spike(seed: int = 20240305, level_mib: float = 300.0):
     rng = random.Random(seed)
     spike, hold, drain = 2 * 3600, 30 * 60, 15 * 60
     for step in range(24 * 240 + 1):
@@ -83,12 +84,12 @@ def sudden_spike(seed: int = 20240305):
             level, extra_clients = 28.0, 0.0
         elif second < spike + 60:
             frac = (second - spike) / 60
-            level, extra_clients = 28 + 272 * frac, 35 * frac
+            level, extra_clients = 28 + (level_mib - 28) * frac, 35 * frac
         elif second < spike + hold:
-            level, extra_clients = 300.0, 35.0
+            level, extra_clients = level_mib, 35.0
         elif second < spike + hold + drain:
             frac = 1 - (second - spike - hold) / drain
-            level, extra_clients = 28 + 272 * frac, 35 * frac
+            level, extra_clients = 28 + (level_mib - 28) * frac, 35 * frac
         else:
             level, extra_clients = 28.0, 0.0
         mem = level + rng.gauss(0, 1 if level < 50 else 5)
