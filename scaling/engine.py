@@ -52,6 +52,14 @@ The rules, in order
         wanted in), kept under the connection threshold (``DataDropped.connection_demand``),
         not a fixed multiple of the capped reading. A small storm takes one step, a big
         one goes straight to the plan that holds it.
+    drop_after_drop_up
+        With scale-in off (``Policy.scale_down`` false), memory dropping (as for
+        ``data_drop``) on a plan the last change moved up to from a plan whose memory was full:
+        the step sized with the threshold's headroom fell short, and a second headroom's
+        overshoot would be kept for good, so memory is sized at ``data_drop_factor`` times its
+        capped reading at the plan's *limit* (``DataDropped.memory_at_limit``). A plan that
+        then holds the load over its threshold is breached, and ``breach`` adds the headroom
+        on the measured demand.
     data_drop
         Evicted keys rising between consecutive samples of the up window (a counter that
         goes *down* is a Redis restart, not a rise), or used memory at the plan's limit
@@ -105,6 +113,15 @@ The rules, in order
         No step down into a plan that a rise (a line through the stabilisation window with
         a slope t-statistic of ``trend_min_t`` or more) would take over its threshold within
         ``sizing_horizon``: ``steady_climb`` would take it back up. *Stay*.
+    daily_pattern
+        No step down into a plan that the load of the same hours one pattern period ago
+        (``Policy.pattern_period``, a day), over the next ``pattern_horizon`` (8 h), would
+        take over a threshold (:class:`PeriodAgo`, measured by the caller): *down* only as
+        far as that peak fits, or *stay*. Only where the pattern repeats: a period ago the
+        stabilisation window's load fitted the lower plan too (under the thresholds), so an
+        oscillation out of step with the period is left to the ordinary rules. A backlog
+        purged at night and regrown each morning stays on the plan the morning needs
+        instead of going down and back up.
     scale_down
         Down when, for the whole stabilisation window, every metric stayed under its
         threshold; judged on the window's *peak*, which must fit under
@@ -141,7 +158,7 @@ The windows, when a slow metric rate leaves them nearly empty
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Callable, Literal, Protocol, Sequence
@@ -373,6 +390,12 @@ class Policy:
         must each half of it, at half the whole window's slope or more, so an oscillation
         (a rise that has already turned) is not mistaken for a climb. Lengthens the
         look-back (:attr:`lookback`) to this window.
+    pattern_period, pattern_horizon
+        Rule ``daily_pattern``: no step down into a plan that the load of the same hours one
+        ``pattern_period`` ago (default a day), over the next ``pattern_horizon`` (default
+        8 h), would have outgrown. A lower plan the daily pattern says is needed again
+        within 8 h would cost a step down and a step back up (two failovers) to save a few
+        hours of the price difference.
     """
 
     memory_threshold: float
@@ -397,6 +420,8 @@ class Policy:
     scale_down: bool = True
     sizing_horizon: timedelta = timedelta(hours=2)
     climb_window: timedelta | None = None
+    pattern_period: timedelta = timedelta(days=1)
+    pattern_horizon: timedelta = timedelta(hours=8)
 
     def __post_init__(self) -> None:
         if self.workload not in ("queue", "cache"):
@@ -446,6 +471,20 @@ class Policy:
             raise ValueError("schedule lead must not be negative")
         if self.sizing_horizon < timedelta(0):
             raise ValueError("sizing horizon must not be negative")
+        if not (timedelta(0) <= self.pattern_horizon <= self.pattern_period):
+            raise ValueError("pattern horizon must be between 0 and the pattern period")
+
+    def pattern_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The same hours one pattern period ago as the next ``pattern_horizon`` from
+        ``now``: the window whose peak (:class:`PeriodAgo`) rule ``daily_pattern`` reads."""
+        since = now - self.pattern_period
+        return since, since + self.pattern_horizon
+
+    def pattern_down_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The stabilisation window one pattern period ago: whether the load then was as low
+        as now (the pattern repeats) is read from its peak (:class:`PeriodAgo`)."""
+        until = now - self.pattern_period
+        return until - self.stabilisation_window, until
 
     @property
     def schedule_raise_lead(self) -> timedelta:
@@ -522,6 +561,7 @@ class DataDropped:
     rejected_step: int = 0  # the most connections refused between two consecutive samples
     connection_peak: int | None = None  # the up window's peak of connected clients (capped at the limit)
     connection_demand: int | None = None  # connection_peak + rejected_step: the clients that wanted in
+    memory_at_limit: bool = False  # memory sized for the factor at the plan's limit, not under the threshold
 
 
 @dataclass(frozen=True)
@@ -562,6 +602,26 @@ class HitRate:
     def over(cls, samples: Sequence["Sample"], min_pct: float) -> "HitRate":
         return cls(hits=_counter_rise(samples, "keyspace_hits"), misses=_counter_rise(samples, "keyspace_misses"),
                    evicted_keys=_counter_rise(samples, "evicted_keys"), min_pct=min_pct)
+
+
+@dataclass(frozen=True)
+class PeriodAgo:
+    """The peaks of the load one pattern period ago, measured by the caller over its stored
+    samples (``None`` when none were stored then): over the hours ahead
+    (:meth:`Policy.pattern_window`, ``since``..``until``) and over the stabilisation window
+    then (:meth:`Policy.pattern_down_window`, ``then_*``)."""
+
+    since: datetime
+    until: datetime
+    peak_memory: int | None = None  # bytes
+    peak_connections: int | None = None
+    then_peak_memory: int | None = None  # over Policy.pattern_down_window: the load as now, then
+    then_peak_connections: int | None = None
+
+    @property
+    def measured(self) -> bool:
+        return None not in (self.peak_memory, self.peak_connections, self.then_peak_memory,
+                            self.then_peak_connections)
 
 
 @dataclass(frozen=True)
@@ -617,6 +677,7 @@ class Decision:
     scheduled: ScheduledMinimum | None = None  # the schedule that raised or held the plan
     hit_rate: HitRate | None = None  # a cache's, over the window its rule judged
     climb: Climb | None = None  # a steady climb's projection past the first plan (rule steady_climb)
+    period_ago: PeriodAgo | None = None  # the load a pattern period ago (rule daily_pattern)
 
     @property
     def memory_pct(self) -> float | None:
@@ -808,7 +869,8 @@ class Situation:
     """The inputs of :func:`decide`, validated, and what the samples measure: what every
     rule reads. Built once per decision."""
 
-    def __init__(self, *, current, ladder, min_plan, max_plan, samples, policy, last_change_at, now):
+    def __init__(self, *, current, ladder, min_plan, max_plan, samples, policy, last_change_at, now,
+                 period_ago=None):
         plans = sort_ladder(ladder)
         rank = {p.name: i for i, p in enumerate(plans)}
         for label, plan in (("current", current), ("min", min_plan), ("max", max_plan)):
@@ -821,6 +883,7 @@ class Situation:
         self.current = plans[self.cur]
         self.min_plan, self.max_plan = plans[self.lo], plans[self.hi]
         self.policy, self.now, self.last_change_at = policy, now, last_change_at
+        self.period_ago = period_ago
 
         # The samples that count.
         oldest = now - policy.lookback
@@ -897,10 +960,13 @@ class Situation:
     def views(self) -> tuple[_MetricView, _MetricView]:
         return self.mem, self.conn
 
-    def fitting(self, candidates: Sequence[Plan], need_mem: float | None, need_conn: float | None) -> Plan | None:
-        """The cheapest candidate that keeps both needs under the thresholds."""
+    def fitting(self, candidates: Sequence[Plan], need_mem: float | None, need_conn: float | None,
+                memory_limit_pct: float | None = None) -> Plan | None:
+        """The cheapest candidate that keeps both needs under the thresholds (memory under
+        ``memory_limit_pct`` instead, when given)."""
         policy = self.policy
-        fit = [p for p in candidates if _fits(p, need_mem, need_conn, policy.memory_threshold, policy.connection_threshold)]
+        mem_pct = policy.memory_threshold if memory_limit_pct is None else memory_limit_pct
+        fit = [p for p in candidates if _fits(p, need_mem, need_conn, mem_pct, policy.connection_threshold)]
         return _cheapest(fit, self.rank)
 
     def decision(self, action: Action, rule: str, target: Plan | None = None, **fields) -> Decision:
@@ -916,19 +982,33 @@ class Situation:
 
     def up(self, rule: str, *, metrics: tuple[Metric, ...] = (), breaching: bool, data_drop: bool = False,
            need_mem: float | None, need_conn: float | None, dropped: DataDropped | None = None,
-           hit_rate: HitRate | None = None) -> Decision:
+           hit_rate: HitRate | None = None, memory_limit_pct: float | None = None) -> Decision:
         """Up to the cheapest plan of the range that holds the needs, at least one step; the
-        max plan (cannot scale further) when none does; stay when already at or above it."""
+        max plan (cannot scale further) when none does; stay when already at or above it.
+        ``memory_limit_pct`` replaces the memory threshold in the fit when given."""
         common = dict(metrics=metrics, breaching=breaching, data_drop=data_drop, dropped=dropped, hit_rate=hit_rate)
         if self.cur >= self.hi:
             return self.decision("stay", rule, cannot_scale_further=breaching or data_drop, **common)
-        target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn)
+        target = self.fitting(self.plans[self.cur + 1:self.hi + 1], need_mem, need_conn, memory_limit_pct)
         if target is None:
             return self.decision("up", rule, self.max_plan, cannot_scale_further=True,
                                  fit=Fit.of(self.max_plan, need_mem, need_conn), **common)
         return self.decision("up", rule, target, fit=Fit.of(target, need_mem, need_conn), **common)
 
     # --- the stabilisation window, for the down rules ---
+
+    @cached_property
+    def memory_full_before_change(self) -> bool:
+        """The last change was up from a plan whose memory was full (at ``memory_full``) in
+        its last sample: a move up for a data drop."""
+        before = [s for s in self.samples_before_change
+                  if s.usable and s.plan_name in self.rank and s.plan_name != self.current.name]
+        if not before:
+            return False
+        last = before[-1]
+        plan = self.plans[self.rank[last.plan_name]]
+        return (self.rank[last.plan_name] < self.cur
+                and last.used_memory >= self.policy.memory_full * plan.memory_bytes)
 
     @cached_property
     def down_window(self) -> list[Sample] | None:
@@ -1038,7 +1118,8 @@ def _dropped(s: Situation) -> DataDropped | None:
 
 def _drop_up(s: Situation, rule: str, dropped: DataDropped) -> Decision:
     """Up for data being dropped: memory sized at ``data_drop_factor`` times its capped
-    reading while it drops, connections at their demand while they are refused."""
+    reading while it drops (under the threshold, or the plan's limit when
+    ``dropped.memory_at_limit``), connections at their demand while they are refused."""
     memory_dropping = bool(dropped.evicted_keys_rise) or dropped.memory_full_pct is not None
     metrics = tuple(m for m, dropping in (("memory", memory_dropping),
                                           ("connections", dropped.rejected_connections_rise)) if dropping)
@@ -1046,7 +1127,8 @@ def _drop_up(s: Situation, rule: str, dropped: DataDropped) -> Decision:
     if dropped.connection_demand is not None:
         need_conn = max(need_conn or 0.0, float(dropped.connection_demand))
     return s.up(rule, metrics=metrics, breaching=True, data_drop=True, dropped=dropped,
-                need_mem=s.mem.need(s.policy, dropping=memory_dropping), need_conn=need_conn)
+                need_mem=s.mem.need(s.policy, dropping=memory_dropping), need_conn=need_conn,
+                memory_limit_pct=100.0 if dropped.memory_at_limit else None)
 
 
 def connections_refused(s: Situation) -> Decision | None:
@@ -1059,6 +1141,17 @@ def connections_refused(s: Situation) -> Decision | None:
     if dropped.evicted_keys_rise or dropped.memory_full_pct is not None:
         return None  # memory is dropping too: data_drop sizes both
     return _drop_up(s, "connections_refused", dropped)
+
+
+def drop_after_drop_up(s: Situation) -> Decision | None:
+    """Scale-in off and memory dropping again right after a move up for memory dropping:
+    sized at the plan's limit, not under the threshold (module docstring)."""
+    if s.policy.scale_down or not s.memory_full_before_change:
+        return None
+    dropped = _dropped(s)
+    if dropped is None or not (dropped.evicted_keys_rise or dropped.memory_full_pct is not None):
+        return None
+    return _drop_up(s, "drop_after_drop_up", replace(dropped, memory_at_limit=True))
 
 
 def data_drop(s: Situation) -> Decision | None:
@@ -1322,6 +1415,39 @@ def still_climbing(s: Situation) -> Decision | None:
     return s.decision("stay", "still_climbing", metrics=(climb.metric,), fit=down.fit, down=down.down, climb=climb)
 
 
+def daily_pattern(s: Situation) -> Decision | None:
+    """No step down into a plan the same hours a pattern period ago would have outgrown:
+    down only as far as that peak fits under the thresholds, or stay."""
+    ago = s.period_ago
+    if ago is None or not ago.measured:
+        return None
+    down = scale_down(s)
+    if down.action != "down":
+        return None
+    policy = s.policy
+
+    def holds(plan: Plan) -> bool:
+        return _fits(plan, ago.peak_memory, ago.peak_connections, policy.memory_threshold,
+                     policy.connection_threshold)
+
+    def holds_then(plan: Plan) -> bool:
+        return _fits(plan, ago.then_peak_memory, ago.then_peak_connections, policy.memory_threshold,
+                     policy.connection_threshold)
+
+    if holds(down.target):
+        return None
+    # Only a pattern that repeats: a period ago the load at this hour was low too (its
+    # stabilisation window fitted the lower plan under the thresholds).
+    if not holds_then(down.target):
+        return None
+    between = [p for p in s.plans[s.rank[down.target.name] + 1:s.cur] if p.monthly_cost < s.current.monthly_cost]
+    target = _cheapest([p for p in between if holds(p)], s.rank)
+    if target is None:
+        return s.decision("stay", "daily_pattern", fit=down.fit, down=down.down, period_ago=ago)
+    return s.decision("down", "daily_pattern", target, fit=Fit.of(target, ago.peak_memory, ago.peak_connections),
+                      down=down.down, period_ago=ago)
+
+
 RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     waiting_for_new_plan,
     below_min_plan,
@@ -1329,6 +1455,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     no_samples,
     cache_hit_rate_low,
     connections_refused,
+    drop_after_drop_up,
     data_drop,
     too_few_samples,
     steady_climb,
@@ -1344,6 +1471,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     data_dropped_in_window,
     peak_over_threshold,
     still_climbing,
+    daily_pattern,
     scale_down,
 )
 """The rules in the order :func:`decide` asks them; the first decision wins."""
@@ -1359,12 +1487,15 @@ def decide(
     policy: Policy,
     last_change_at: datetime | None,
     now: datetime,
+    period_ago: PeriodAgo | None = None,
 ) -> Decision:
     """Decide whether to stay on ``current`` or move up or down. See the module docstring
     for the rules. ``current``, ``min_plan`` and ``max_plan`` must be in ``ladder`` (by
-    name); ``min_plan`` must not be above ``max_plan``."""
+    name); ``min_plan`` must not be above ``max_plan``. ``period_ago``: the load's peak over
+    :meth:`Policy.pattern_window` (rule ``daily_pattern``), when the caller has it."""
     situation = Situation(current=current, ladder=ladder, min_plan=min_plan, max_plan=max_plan,
-                           samples=samples, policy=policy, last_change_at=last_change_at, now=now)
+                           samples=samples, policy=policy, last_change_at=last_change_at, now=now,
+                           period_ago=period_ago)
     for rule in RULES:
         decision = rule(situation)
         if decision is not None:
@@ -1469,7 +1600,8 @@ def _drop_text(d: Decision) -> str:
         drops.append(f"memory reached {_fmt_pct(x.memory_full_pct)} of {d.current.name}'s limit")
     sizing = []
     if "memory" in d.metrics:
-        sizing.append(f"memory sized for {x.sized_for_factor:g}x its capped reading")
+        at = " at the plan's limit (the last step up fell short)" if x.memory_at_limit else ""
+        sizing.append(f"memory sized for {x.sized_for_factor:g}x its capped reading{at}")
     if x.connection_demand is not None:
         sizing.append(f"connections for a demand of {x.connection_demand:,} clients ({x.connection_peak:,} connected "
                       f"and up to {x.rejected_step:,} refused between two samples)")
@@ -1554,6 +1686,14 @@ def _down_text(d: Decision) -> str:
         c = d.climb
         return (f"the rising {c.metric} would reach {_fmt_pct(c.projected_pct)} of {c.first.name} within "
                 f"{_fmt_duration(c.horizon)}; not scaling down")
+    if d.rule == "daily_pattern":
+        x = d.period_ago
+        then = (f"one pattern period ago the next {_fmt_duration(x.until - x.since)} "
+                f"({_fmt_at(x.since)} to {_fmt_at(x.until)}) peaked at {x.peak_memory / MIB:.1f} MiB and "
+                f"{x.peak_connections:,} clients")
+        if d.action == "stay":
+            return f"{d.fit.plan.name} would hold the last {stab}, but {then}, more than it holds; not scaling down"
+        return f"{then}: only down to {d.target.name}, which keeps {_keeps(d.fit)} for it"
     if d.rule == "no_cheaper_plan":
         return f"no cheaper plan above the minimum {d.min_plan.name}"
     what = f"the {stab} peak"
@@ -1592,7 +1732,7 @@ def render_reason(d: Decision) -> str:
             text += f"; moving to {d.target.name}"
     elif d.rule == "no_samples":
         text = f"no samples on {d.current.name} in the last {_fmt_duration(d.lookback)}; nothing to decide on"
-    elif d.rule in ("data_drop", "connections_refused"):
+    elif d.rule in ("data_drop", "connections_refused", "drop_after_drop_up"):
         text = _up_outcome(d, _drop_text(d))
     elif d.rule == "steady_climb":
         text = _up_outcome(d, _climb_text(d))

@@ -68,7 +68,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence, TextIO
 
-from scaling.engine import Decision, Plan, Policy, Sample, decide, sort_ladder
+from scaling.engine import Decision, PeriodAgo, Plan, Policy, Sample, decide, sort_ladder
 from scaling.schedules import next_schedule_edge
 
 __all__ = [
@@ -548,6 +548,8 @@ def simulate(
     ``scaling_interval`` should normally equal ``scaling_interval``)."""
     plans, by_name = _check_common(trace, ladder, start_plan, min_plan, max_plan, metric_rate, scaling_interval, change_delay)
 
+    period_peaks = PeriodPeaks(policy)
+
     def engine(current, samples, last_change_at, _last_decision_at, now):
         d: Decision = decide(
             current=current,
@@ -558,6 +560,7 @@ def simulate(
             policy=policy,
             last_change_at=last_change_at,
             now=now,
+            period_ago=period_peaks.at(now, samples),
         )
         return d.action, d.target, d.reason
 
@@ -578,6 +581,55 @@ def simulate(
             if policy.schedules else None
         ),
     )
+
+
+class WindowPeaks:
+    """The peaks of the good samples in a window that only slides forward (``window(now)``
+    gives its ends), as the workers read them from the stored samples: every sample seen is
+    kept and the peaks are kept in monotonic queues (each sample enters and leaves once)."""
+
+    def __init__(self, window: Callable[[datetime], tuple[datetime, datetime]]):
+        self.window = window
+        self.history: list[Sample] = []
+        self.entered = 0  # history[:entered] have entered the window (or passed it)
+        self.memory: deque[Sample] = deque()  # decreasing used_memory
+        self.connections: deque[Sample] = deque()  # decreasing connected_clients
+
+    def at(self, now: datetime, samples: Sequence[Sample]) -> tuple[int | None, int | None]:
+        """(peak used memory, peak connected clients) in the window at ``now``; ``None``s when
+        no sample was seen in it."""
+        last = self.history[-1].at if self.history else None
+        self.history.extend(x for x in samples if x.usable and (last is None or x.at > last))
+        since, until = self.window(now)
+        while self.entered < len(self.history) and self.history[self.entered].at <= until:
+            x = self.history[self.entered]
+            self.entered += 1
+            for queue, attr in ((self.memory, "used_memory"), (self.connections, "connected_clients")):
+                while queue and getattr(queue[-1], attr) <= getattr(x, attr):
+                    queue.pop()
+                queue.append(x)
+        for queue in (self.memory, self.connections):
+            while queue and queue[0].at < since:
+                queue.popleft()
+        if not self.memory:
+            return None, None
+        return self.memory[0].used_memory, self.connections[0].connected_clients
+
+
+class PeriodPeaks:
+    """The replay's :class:`~scaling.engine.PeriodAgo` (rule ``daily_pattern``)."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.ahead = WindowPeaks(policy.pattern_window)
+        self.then = WindowPeaks(policy.pattern_down_window)
+
+    def at(self, now: datetime, samples: Sequence[Sample]) -> PeriodAgo:
+        since, until = self.policy.pattern_window(now)
+        memory, connections = self.ahead.at(now, samples)
+        then_memory, then_connections = self.then.at(now, samples)
+        return PeriodAgo(since=since, until=until, peak_memory=memory, peak_connections=connections,
+                         then_peak_memory=then_memory, then_peak_connections=then_connections)
 
 
 def replay_rule(

@@ -3,6 +3,10 @@
     python examples/traces/make_traces.py            # writes the CSVs next to this file
     python examples/traces/make_traces.py OUT_DIR
 
+Each generator takes its ``seed`` (``flap_bait`` also its ``period_min``, ``sudden_spike``
+its ``level_mib``), so
+``benchmarks/trace_variants.py`` can judge the same loads with other noise and periods.
+
 Each trace is ``timestamp,used_memory,connected_clients`` (ISO 8601 UTC, bytes, count),
 the format ``manage.py simulate`` reads. Memory figures are in MiB (1,048,576 bytes), as
 Heroku Key-Value Store plans are sized.
@@ -58,8 +62,8 @@ def write(path: Path, rows) -> None:
             fh.write(f"{stamp},{max(0, int(round(mem_mib * MIB)))},{max(0, int(round(clients)))}\n")
 
 
-def daily_queue_cycle():
-    rng = random.Random(20240304)
+def daily_queue_cycle(seed: int = 20240304):
+    rng = random.Random(seed)
     for minute in range(24 * 60 + 1):
         hour = minute / 60
         bump = math.sin(math.pi * (hour - 6) / 16) ** 2 if 6 <= hour <= 22 else 0.0
@@ -71,8 +75,8 @@ def daily_queue_cycle():
         yield START + timedelta(minutes=minute), mem, clients
 
 
-def sudden_spike():
-    rng = random.Random(20240305)
+def sudden_spike(seed: int = 20240305, level_mib: float = 300.0):
+    rng = random.Random(seed)
     spike, hold, drain = 2 * 3600, 30 * 60, 15 * 60
     for step in range(24 * 240 + 1):
         second = step * 15
@@ -80,12 +84,12 @@ def sudden_spike():
             level, extra_clients = 28.0, 0.0
         elif second < spike + 60:
             frac = (second - spike) / 60
-            level, extra_clients = 28 + 272 * frac, 35 * frac
+            level, extra_clients = 28 + (level_mib - 28) * frac, 35 * frac
         elif second < spike + hold:
-            level, extra_clients = 300.0, 35.0
+            level, extra_clients = level_mib, 35.0
         elif second < spike + hold + drain:
             frac = 1 - (second - spike - hold) / drain
-            level, extra_clients = 28 + 272 * frac, 35 * frac
+            level, extra_clients = 28 + (level_mib - 28) * frac, 35 * frac
         else:
             level, extra_clients = 28.0, 0.0
         mem = level + rng.gauss(0, 1 if level < 50 else 5)
@@ -93,8 +97,8 @@ def sudden_spike():
         yield START + timedelta(seconds=second), mem, clients
 
 
-def slow_leak():
-    rng = random.Random(20240306)
+def slow_leak(seed: int = 20240306):
+    rng = random.Random(seed)
     restart = 10 * 60
     for minute in range(12 * 60 + 1):
         since = minute if minute < restart else minute - restart
@@ -103,8 +107,8 @@ def slow_leak():
         yield START + timedelta(minutes=minute), mem, clients
 
 
-def connection_storm():
-    rng = random.Random(20240307)
+def connection_storm(seed: int = 20240307):
+    rng = random.Random(seed)
     storms = [  # (start s, ramp s, hold s, decay s, peak clients)
         (9 * 3600, 60, 1800, 120, 140),
         (13 * 3600, 90, 3600, 180, 240),
@@ -126,8 +130,8 @@ def connection_storm():
         yield START + timedelta(seconds=second), mem, clients
 
 
-def scheduled_batch():
-    rng = random.Random(20240308)
+def scheduled_batch(seed: int = 20240308):
+    rng = random.Random(seed)
     for minute in range(48 * 60 + 1):
         of_day = minute % (24 * 60)
         batch = 6 * 60 <= of_day < 7 * 60
@@ -141,16 +145,16 @@ def scheduled_batch():
         yield START + timedelta(minutes=minute), mem + rng.gauss(0, 1), clients + rng.gauss(0, 1.5)
 
 
-def flap_bait():
-    rng = random.Random(20240309)
+def flap_bait(seed: int = 20240309, period_min: int = 300):
+    rng = random.Random(seed)
     for minute in range(24 * 60 + 1):
-        mem = 38 + 12 * math.sin(2 * math.pi * minute / 300) + rng.gauss(0, 2)
+        mem = 38 + 12 * math.sin(2 * math.pi * minute / period_min) + rng.gauss(0, 2)
         clients = 20 + rng.gauss(0, 2)
         yield START + timedelta(minutes=minute), mem, clients
 
 
-def weekly_sawtooth():
-    rng = random.Random(20240311)
+def weekly_sawtooth(seed: int = 20240311):
+    rng = random.Random(seed)
     for step in range(7 * 24 * 12 + 1):
         minute = step * 5
         day, of_day = divmod(minute, 24 * 60)

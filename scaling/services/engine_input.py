@@ -12,6 +12,8 @@ it sees in production:
   the database or, on a fresh clone with none loaded, from the bundled plan data;
 - ``engine_samples(logs)``: stored samples as the engine reads them, and
   ``instance_engine_samples(instance, policy=, now=)`` those of an instance's look-back;
+- ``instance_engine_period_ago(instance, policy=, now=)``: the peaks of its stored samples
+  one pattern period ago (rule ``daily_pattern``);
 - ``instance_engine_decide(instance=, now=)``: all of it put together, the live check's
   decision;
 - ``METRIC_RATES`` and ``SCALING_RATES``: the rates an instance may have, by their labels
@@ -22,6 +24,7 @@ import time
 from datetime import timedelta
 
 from django.db import DatabaseError
+from django.db.models import Max
 
 from logs.models import MetricLog
 from scaling import engine
@@ -145,6 +148,25 @@ def instance_engine_samples(instance, *, policy, now):
     return engine_samples(logs)
 
 
+def _window_peaks(instance, since, until):
+    """(peak used memory, peak connected clients) of an instance's good samples in a window."""
+    peaks = MetricLog.objects.filter(
+        instance=instance, collected_at__gte=since, collected_at__lte=until, error="",
+        used_memory__isnull=False, connected_clients__isnull=False,
+    ).aggregate(memory=Max("used_memory"), connections=Max("connected_clients"))
+    return peaks["memory"], peaks["connections"]
+
+
+def instance_engine_period_ago(instance, *, policy, now):
+    """The engine's :class:`~scaling.engine.PeriodAgo`: two aggregates over the stored
+    samples (the index on instance and time), not the samples themselves."""
+    since, until = policy.pattern_window(now)
+    memory, connections = _window_peaks(instance, since, until)
+    then_memory, then_connections = _window_peaks(instance, *policy.pattern_down_window(now))
+    return engine.PeriodAgo(since=since, until=until, peak_memory=memory, peak_connections=connections,
+                            then_peak_memory=then_memory, then_peak_connections=then_connections)
+
+
 def instance_engine_decide(*, instance, now):
     """The engine's decision on an instance's recent samples (no side effects)."""
     policy = engine_policy(instance)
@@ -157,4 +179,5 @@ def instance_engine_decide(*, instance, now):
         policy=policy,
         last_change_at=instance.plan_changed_at,
         now=now,
+        period_ago=instance_engine_period_ago(instance, policy=policy, now=now),
     )

@@ -4,11 +4,13 @@ says will pass the next plan too going straight to the one after. Pure: no datab
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from tests.scaling.test_engine import NOW, P, Case, assert_decides, ramp, run, series
+from scaling.engine import MIB, PeriodAgo, decide
+from tests.scaling.test_engine import LADDER, NOW, P, POLICY, Case, assert_decides, ramp, run, series
 
 
 def refused(per_sample: int, over_minutes: float = 1.0):
@@ -133,3 +135,93 @@ SETTLING = [
 @pytest.mark.parametrize("case", SETTLING, ids=[c.name for c in SETTLING])
 def test_settling_rule(case: Case):
     assert_decides(case, run(case), tolerance=0.05)
+
+
+SCALE_IN_OFF = replace(POLICY, scale_down=False)
+CHANGED = NOW - timedelta(minutes=1, seconds=45)
+
+
+def full_after_move_up(from_plan, *, from_mem=99.5):
+    """Memory at ``from_mem`` % of ``from_plan`` for 4 min, then the move up to premium-2
+    (1 min 45 s ago) and premium-2 full since (both with evictions rising)."""
+    return (series(from_plan, 4, mem=from_mem, conn=20, evicted=lambda a: 1_000 - int(a * 100),
+                   end=CHANGED - timedelta(seconds=15))
+            + series(P["premium-2"], 1.5, mem=99.5, conn=10, evicted=lambda a: 2_000 - int(a * 100)))
+
+
+DROP_AFTER_DROP_UP = [
+    Case(
+        "scale-in off: premium-2 full right after a move up for a full premium-0 -> premium-3, 2x at the limit",
+        P["premium-2"], full_after_move_up(P["premium-0"]),
+        "up", "premium-3", breaching=True, data_drop=True, last_change_at=CHANGED, policy=SCALE_IN_OFF,
+        rule="drop_after_drop_up",
+        fields={"dropped.memory_at_limit": True, "dropped.sized_for_factor": 2.0, "fit.memory_pct": 99.5},
+    ),
+    Case(
+        "scale-in on: the same drop is sized under the threshold (a step down undoes an overshoot) -> premium-4",
+        P["premium-2"], full_after_move_up(P["premium-0"]),
+        "up", "premium-4", breaching=True, data_drop=True, last_change_at=CHANGED,
+        rule="data_drop", fields={"dropped.memory_at_limit": False},
+    ),
+    Case(
+        "scale-in off: premium-2 full after a move up from a premium-0 that was not full -> premium-4, under the threshold",
+        P["premium-2"], full_after_move_up(P["premium-0"], from_mem=85),
+        "up", "premium-4", breaching=True, data_drop=True, last_change_at=CHANGED, policy=SCALE_IN_OFF,
+        rule="data_drop", fields={"dropped.memory_at_limit": False},
+    ),
+    Case(
+        "scale-in off: a first drop (no change before) is sized under the threshold -> premium-2",
+        P["premium-0"], series(P["premium-0"], 2, mem=99.5, conn=20),
+        "up", "premium-2", breaching=True, data_drop=True, policy=SCALE_IN_OFF,
+        rule="data_drop", fields={"dropped.memory_at_limit": False},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DROP_AFTER_DROP_UP, ids=[c.name for c in DROP_AFTER_DROP_UP])
+def test_drop_after_drop_up_rule(case: Case):
+    assert_decides(case, run(case), tolerance=0.05)
+
+
+# --- daily_pattern: no step down the same hours a day ago would outgrow --------------------
+
+def period_ago(ahead_mib, then_mib, *, clients=10):
+    """A PeriodAgo whose next 8 h a day ago peaked at ``ahead_mib`` and whose stabilisation
+    window then at ``then_mib`` (``None``: nothing stored then)."""
+    since, until = POLICY.pattern_window(NOW)
+    mib = (lambda v: None if v is None else int(v * MIB))
+    return PeriodAgo(since=since, until=until, peak_memory=mib(ahead_mib), peak_connections=clients,
+                     then_peak_memory=mib(then_mib), then_peak_connections=clients)
+
+
+QUIET_ON_PREMIUM_2 = series(P["premium-2"], 20, mem=8, conn=5)  # 20 MiB, 10 clients: premium-0 would do
+
+
+@pytest.mark.parametrize(
+    "ago, action, target, rule, fields",
+    [
+        (period_ago(70, 20), "down", "premium-1", "daily_pattern",
+         {"fit.memory_pct": 70.0, "period_ago.peak_memory": 70 * MIB}),
+        (period_ago(150, 20), "stay", None, "daily_pattern", {"fit.plan.name": "premium-0"}),
+        (period_ago(30, 20), "down", "premium-0", "scale_down", {}),
+        (period_ago(70, 90), "down", "premium-0", "scale_down", {}),  # a day ago this hour was busy: no pattern
+        (period_ago(None, None), "down", "premium-0", "scale_down", {}),  # nothing stored a day ago
+        (None, "down", "premium-0", "scale_down", {}),
+    ],
+    ids=["a day ago the next 8 h reached 70 MiB: down only to premium-1",
+         "a day ago the next 8 h reached 150 MiB: stays on premium-2",
+         "a day ago the next 8 h fit premium-0: down to it",
+         "a day ago this hour did not fit premium-0 (the pattern does not repeat): down to it",
+         "nothing stored a day ago: down to premium-0",
+         "no period ago given: down to premium-0"],
+)
+def test_daily_pattern_rule(ago, action, target, rule, fields):
+    d = decide(current=P["premium-2"], ladder=LADDER, min_plan=LADDER[0], max_plan=LADDER[-1],
+               samples=QUIET_ON_PREMIUM_2, policy=POLICY, last_change_at=None, now=NOW, period_ago=ago)
+    case = Case("", P["premium-2"], QUIET_ON_PREMIUM_2, action, target, rule=rule, fields=fields)
+    assert_decides(case, d, tolerance=0.05)
+
+
+def test_the_pattern_window_is_the_next_8_hours_a_day_ago_and_its_down_window_the_15_minutes_before():
+    assert POLICY.pattern_window(NOW) == (NOW - timedelta(days=1), NOW - timedelta(hours=16))
+    assert POLICY.pattern_down_window(NOW) == (NOW - timedelta(days=1, minutes=15), NOW - timedelta(days=1))

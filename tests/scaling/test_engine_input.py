@@ -130,3 +130,26 @@ def test_stored_hit_and_miss_counters_reach_the_engine(plans):
                              used_memory=10, connected_clients=2, keyspace_hits=900, keyspace_misses=100)
     [sample] = engine_samples(MetricLog.objects.filter(instance=instance).select_related("plan"))
     assert (sample.keyspace_hits, sample.keyspace_misses) == (900, 100)
+
+
+def test_the_check_gives_the_engine_the_peaks_of_the_samples_stored_a_day_ago(plans):
+    from scaling.services.engine_input import instance_engine_period_ago
+
+    instance = make_instance()
+    plan = plans["heroku-redis:premium-0"]
+    now = T0 + timedelta(days=1)
+    policy = engine_policy(instance)
+    for slot, (minutes_after, memory, clients, error) in enumerate([
+        (-20, 1_000, 5, ""),  # before the down window a day ago
+        (-10, 2_000, 6, ""),  # in it
+        (60, 7_000, 3, ""),  # in the next 8 h a day ago
+        (120, None, None, "timeout"),  # a failed read
+        (9 * 60, 9_000, 9, ""),  # after them
+    ]):
+        at = T0 + timedelta(minutes=minutes_after)
+        MetricLog.objects.create(instance=instance, slot=at, collected_at=at, plan=plan, used_memory=memory,
+                                 connected_clients=clients, error=error)
+    ago = instance_engine_period_ago(instance, policy=policy, now=now)
+    assert (ago.since, ago.until) == (T0, T0 + timedelta(hours=8))
+    assert (ago.peak_memory, ago.peak_connections, ago.then_peak_memory, ago.then_peak_connections) == (7_000, 3, 2_000, 6)
+    assert instance_engine_period_ago(instance, policy=policy, now=now + timedelta(days=2)).measured is False

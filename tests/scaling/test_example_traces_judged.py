@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.baselines import Judgement, judge
+from benchmarks import simulate_traces
 from benchmarks.simulate_traces import RUNS, figures
 from scaling.engine import Plan
 from scaling.services.engine_input import engine_ladder_named, engine_plans_by_name
@@ -14,7 +15,6 @@ from scaling.simulation import PlanChange, SimulationResult
 
 pytestmark = pytest.mark.django_db  # an empty database: plans from the bundled plan data
 
-JUDGED = [run for run in RUNS if run.options.get("scale_down", True)]
 SCALE_IN_OFF = [run for run in RUNS if not run.options.get("scale_down", True)]
 
 
@@ -22,7 +22,7 @@ def _id(run):
     return f"{run.trace}: {run.label}"
 
 
-@pytest.mark.parametrize("run", JUDGED, ids=[_id(r) for r in JUDGED])
+@pytest.mark.parametrize("run", RUNS, ids=[_id(r) for r in RUNS])
 def test_each_example_trace_meets_the_three_bars(run):
     j = figures(run).judgement
     assert j.seconds_over_capacity <= j.capacity_allowed, j
@@ -32,21 +32,22 @@ def test_each_example_trace_meets_the_three_bars(run):
 
 
 @pytest.mark.parametrize("run", SCALE_IN_OFF, ids=[_id(r) for r in SCALE_IN_OFF])
-def test_with_scale_in_switched_off_a_trace_only_moves_up_and_meets_the_capacity_and_change_bars(run):
-    """Not the cost bar: whatever a data drop's search for the demand overshoots is kept for
-    good with scale-in off (see the README)."""
+def test_with_scale_in_switched_off_a_trace_only_moves_up(run):
     f = figures(run)
     memory = {p.name: p.memory_bytes for p in engine_ladder_named(f.report.start_plan.name, engine_plans_by_name())}
     changes = f.report.result.plan_changes
     assert changes and all(memory[c.to_plan] > memory[c.from_plan] for c in changes)
-    j = f.judgement
-    assert j.capacity_ok and j.changes_ok, j
+
+
+def test_the_benchmark_script_exits_0_with_every_run_passing(capsys):
+    assert simulate_traces.main() == 0
+    assert "FAIL" not in capsys.readouterr().out
 
 
 def test_the_bars_are_not_vacuous():
     """The traces exercise what the bars are about: an original rule that drops data, one
     that changes plans 8 times or more, and runs that drop nothing."""
-    judged = [figures(run).judgement for run in JUDGED]
+    judged = [figures(run).judgement for run in RUNS]
     assert any(j.original_seconds_over_capacity > 0 for j in judged)
     assert any(j.original_plan_changes >= 8 for j in judged)
     assert any(j.seconds_over_capacity == 0 and j.original_seconds_over_capacity > 0 for j in judged)

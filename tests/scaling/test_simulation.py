@@ -443,3 +443,22 @@ def test_jumping_over_quiet_stretches_stops_at_a_schedules_edges():
     assert changes[0] == (datetime(2024, 3, 6, 11, 47, tzinfo=timezone.utc), "premium-2")
     assert changes[1][1] == "mini" and changes[1][0] >= datetime(2024, 3, 6, 13, tzinfo=timezone.utc)
     assert skipping.decisions == exact.decisions
+
+
+def test_window_peaks_follow_a_window_sliding_forward_as_the_stored_samples_would_give_them():
+    from scaling.engine import Sample
+
+    def sample(minute, mem, conn, ok=True):
+        return Sample(at=T0 + timedelta(minutes=minute), plan_name="premium-0", used_memory=mem,
+                      connected_clients=conn, evicted_keys=0, rejected_connections=0, ok=ok)
+
+    peaks = simulation.WindowPeaks(lambda now: (now - timedelta(minutes=10), now - timedelta(minutes=5)))
+    history = [sample(0, 5, 1), sample(1, 9, 2), sample(2, 3, 7), sample(3, 99, 99, ok=False), sample(6, 4, 1),
+               sample(8, 2, 1)]
+    at = lambda minute: peaks.at(T0 + timedelta(minutes=minute), [s for s in history if s.at <= T0 + timedelta(minutes=minute)])
+    assert at(4) == (None, None)  # minutes -6..-1: nothing stored then
+    assert at(7) == (9, 7)  # -3..2: the samples at 0, 1 and 2
+    assert at(11) == (9, 7)  # 1..6 (the failed read at 3 does not count)
+    assert at(12) == (4, 7)  # 2..7
+    assert at(13) == (4, 1)  # 3..8
+    assert at(20) == (None, None)  # 10..15: nothing stored then
