@@ -122,6 +122,15 @@ The rules, in order
         oscillation out of step with the period is left to the ordinary rules. A backlog
         purged at night and regrown each morning stays on the plan the morning needs
         instead of going down and back up.
+    spike_drained
+        After a climb of two plans or more seen in the look-back (the samples before the last
+        change only rose, from a plan with ``min_samples`` good samples, and went over a
+        threshold of the plan they were on: the load drove it, not a schedule), *down* to the plan
+        the climb started from as soon as the last third of the stabilisation window fits it
+        under ``threshold * (1 - down_margin)`` and no metric rises there (slope t-statistic
+        under 2): that plan held this load just before the climb, and every minute of the
+        whole window is paid at the top plan's price. The window's other checks (above) still
+        apply. A swing across one plan boundary is left to ``scale_down``.
     scale_down
         Down when, for the whole stabilisation window, every metric stayed under its
         threshold; judged on the window's *peak*, which must fit under
@@ -640,6 +649,7 @@ class DownWindow:
     memory_limit_pct: float | None = None  # thresholds less the margin
     connection_limit_pct: float | None = None
     deeper: Plan | None = None  # the cheaper plan the last half of the window already fits
+    climbed_from: Plan | None = None  # rule spike_drained: the plan the climb started from
 
 
 @dataclass(frozen=True)
@@ -1023,6 +1033,32 @@ class Situation:
     def down(self, **fields) -> DownWindow:
         return DownWindow(window=self.policy.stabilisation_window, **fields)
 
+    @cached_property
+    def climbed_from(self) -> Plan | None:
+        """The plan a climb of two plans or more started from, seen in the look-back: the
+        samples before the last change are on plans that only rose, from this one (with at
+        least ``min_samples`` good samples on it) to one below the current plan."""
+        before = [x for x in self.samples_before_change if x.plan_name in self.rank]
+        while before and before[-1].plan_name == self.current.name:  # taken as the change landed
+            before.pop()
+        ranks = [self.rank[x.plan_name] for x in before]
+        if not ranks or any(b < a for a, b in zip(ranks, ranks[1:])) or ranks[-1] >= self.cur:
+            return None
+        if ranks[0] > self.cur - 2 or sum(1 for x in before if x.usable and self.rank[x.plan_name] == ranks[0]) < (
+                self.policy.min_samples):
+            return None
+        # The load drove the climb (a schedule's raise is not a spike): it went over a
+        # threshold of the plan it was on.
+        if not any(x.usable and self._over_threshold(x) for x in before):
+            return None
+        return self.plans[ranks[0]]
+
+    def _over_threshold(self, x: Sample) -> bool:
+        plan = self.plans[self.rank[x.plan_name]]
+        conn = plan.connection_pct(x.connected_clients)
+        return plan.memory_pct(x.used_memory) > self.policy.memory_threshold or (
+            conn is not None and conn > self.policy.connection_threshold)
+
     # --- schedules ---
 
     @cached_property
@@ -1402,6 +1438,31 @@ def scale_down(s: Situation) -> Decision:
     return s.decision("down", "scale_down", target, fit=Fit.of(target, need_mem, need_conn), down=s.down(**figures))
 
 
+def spike_drained(s: Situation) -> Decision | None:
+    """After a climb of two plans or more (a spike, not a swing across one boundary), down to
+    the plan it started from as soon as the last third of the stabilisation window fits that
+    plan under the down limits and nothing rises there: the plan held this load before the
+    climb, and the price of the plans above it is paid for every minute of the whole window."""
+    frm = s.climbed_from
+    if frm is None or not s.down_floor <= s.rank[frm.name] <= s.hi:
+        return None
+    policy, short = s.policy, s.policy.stabilisation_window / 3
+    window = [x for x in s.down_window if x.at >= s.now - short]
+    if len(window) < policy.min_samples or any(
+            _rising_line(window, attr, s.now, _RISING_T) for attr in ("used_memory", "connected_clients")):
+        return None
+    peak_mem = max(x.used_memory for x in window)
+    peak_conn = max(x.connected_clients for x in window)
+    margin = 1 - policy.down_margin
+    mem_down, conn_down = policy.memory_threshold * margin, policy.connection_threshold * margin
+    if not _fits(frm, peak_mem, peak_conn, mem_down, conn_down):
+        return None
+    return s.decision("down", "spike_drained", frm, fit=Fit.of(frm, peak_mem, peak_conn), down=DownWindow(
+        window=short, peak_memory_pct=s.current.memory_pct(peak_mem),
+        peak_connection_pct=s.current.connection_pct(peak_conn), margin=policy.down_margin,
+        memory_limit_pct=mem_down, connection_limit_pct=conn_down, climbed_from=frm))
+
+
 def still_climbing(s: Situation) -> Decision | None:
     """No step down into a plan that a meaningful climb would outgrow within
     ``sizing_horizon``: the move ``steady_climb`` made would be undone and redone."""
@@ -1472,6 +1533,7 @@ RULES: tuple[Callable[[Situation], Decision | None], ...] = (
     peak_over_threshold,
     still_climbing,
     daily_pattern,
+    spike_drained,
     scale_down,
 )
 """The rules in the order :func:`decide` asks them; the first decision wins."""
@@ -1694,6 +1756,11 @@ def _down_text(d: Decision) -> str:
         if d.action == "stay":
             return f"{d.fit.plan.name} would hold the last {stab}, but {then}, more than it holds; not scaling down"
         return f"{then}: only down to {d.target.name}, which keeps {_keeps(d.fit)} for it"
+    if d.rule == "spike_drained":
+        return (f"the load is back to what {w.climbed_from.name} held before the climb: for the last {stab} "
+                f"{d.target.name} keeps {_keeps(d.fit)} (down limits memory "
+                f"{_fmt_threshold(round(w.memory_limit_pct, 1))}, connections "
+                f"{_fmt_threshold(round(w.connection_limit_pct, 1))}: thresholds less the {w.margin:.0%} margin)")
     if d.rule == "no_cheaper_plan":
         return f"no cheaper plan above the minimum {d.min_plan.name}"
     what = f"the {stab} peak"

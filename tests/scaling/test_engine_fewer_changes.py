@@ -225,3 +225,66 @@ def test_daily_pattern_rule(ago, action, target, rule, fields):
 def test_the_pattern_window_is_the_next_8_hours_a_day_ago_and_its_down_window_the_15_minutes_before():
     assert POLICY.pattern_window(NOW) == (NOW - timedelta(days=1), NOW - timedelta(hours=16))
     assert POLICY.pattern_down_window(NOW) == (NOW - timedelta(days=1, minutes=15), NOW - timedelta(days=1))
+
+
+# --- spike_drained: back down to the plan a climb of two plans or more started from ---------
+
+CLIMBED = NOW - timedelta(minutes=40)
+
+
+def spike_on_premium_5(*, drained_minutes, drained_mem=2.7, before=P["premium-0"], before_mem=56, drained=None):
+    """``before`` at ``before_mem`` % (28 MiB on premium-0) for 15 min and full in its last
+    minute, the climb to premium-5 40 min ago, 600 MiB (59 %) there, and the last ``drained_minutes`` back at ``drained_mem`` %
+    (2.7 %: 28 MiB) -- or ``drained`` (a function of the age) when given."""
+    level = drained or (lambda age: drained_mem if age <= drained_minutes else 59)
+    return (series(before, 15, mem=lambda age: 99.5 if age < 1 else before_mem, conn=50,
+                   end=CLIMBED - timedelta(seconds=15))
+            + series(P["premium-5"], 39.5, mem=level, conn=2))
+
+
+SPIKE_DRAINED = [
+    Case(
+        "drained: premium-5 back at premium-0's load for 6 min after a climb from premium-0 -> premium-0",
+        P["premium-5"], spike_on_premium_5(drained_minutes=6),
+        "down", "premium-0", last_change_at=CLIMBED,
+        rule="spike_drained",
+        fields={"down.climbed_from.name": "premium-0", "down.window": timedelta(minutes=5),
+                "fit.memory_pct": 55.3, "down.memory_limit_pct": 64.0},
+    ),
+    Case(
+        "drained: back for only 3 min -> stays (the spike is in the 5 min)",
+        P["premium-5"], spike_on_premium_5(drained_minutes=3),
+        "stay", last_change_at=CLIMBED,
+        rule="lower_plan_too_small",
+    ),
+    Case(
+        "drained: the load left is more than premium-0 holds under the down limit -> stays",
+        P["premium-5"], spike_on_premium_5(drained_minutes=6, drained_mem=3.5),  # 36 MiB: 72 % of premium-0
+        "stay", last_change_at=CLIMBED,
+        rule="lower_plan_too_small",
+    ),
+    Case(
+        "drained: a climb of one plan (premium-4 -> premium-5) is left to the whole stabilisation window",
+        P["premium-5"], spike_on_premium_5(drained_minutes=6, before=P["premium-4"], before_mem=3.7),
+        "stay", last_change_at=CLIMBED,
+        rule="lower_plan_too_small",
+    ),
+    Case(
+        "drained: a climb the load did not drive (premium-0 never over a threshold: a schedule's raise) -> stays",
+        P["premium-5"], series(P["premium-0"], 15, mem=56, conn=50, end=CLIMBED - timedelta(seconds=15))
+        + series(P["premium-5"], 39.5, mem=lambda age: 2.7 if age <= 6 else 59, conn=2),
+        "stay", last_change_at=CLIMBED,
+        rule="lower_plan_too_small",
+    ),
+    Case(
+        "drained: the load rising again in the last 5 min -> stays",
+        P["premium-5"], spike_on_premium_5(drained_minutes=6, drained=lambda age: 0.5 + (6 - age) * 0.4 if age <= 6 else 59),
+        "stay", last_change_at=CLIMBED,
+        rule="lower_plan_too_small",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SPIKE_DRAINED, ids=[c.name for c in SPIKE_DRAINED])
+def test_spike_drained_rule(case: Case):
+    assert_decides(case, run(case), tolerance=0.05)
