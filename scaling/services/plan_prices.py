@@ -105,7 +105,7 @@ def plan_prices_load_from_heroku(*, now, client=None):
                 cost=price, price_source=RedisPlan.HEROKU_PRICE_SOURCE, price_confirmed=True, price_fetched_at=now)
         problems = instance_plan_range_problems()
         if problems:  # raised inside the transaction: nothing above is kept
-            raise PlanPriceError(f"Heroku's prices would leave registered instances without a valid plan range: "
+            raise PlanPriceError("Heroku's prices would leave registered instances without a valid plan range: "
                                  + "; ".join(problems[:10]))
     from scaling.services.engine_input import engine_ladders_forget
 

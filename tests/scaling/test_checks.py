@@ -7,7 +7,6 @@ import redis
 
 from logs.models import MetricLog, ScalingAction
 from notifications.models import Notification
-from scaling.metrics import RedisMetricsReader
 from scaling.models import RedisInstance
 from scaling.services.checks import PATCH_SETTLE, instance_check_scaling, plan_change_follow
 from scaling.services.collection import samples_collect
@@ -15,6 +14,7 @@ from tests.claims import claimed_by_another_worker
 from tests.factories import make_instance
 from tests.helpers import alerts_delivered
 from tests.scaling.live import fill
+from tests.scaling.live import reader  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=dt_timezone.utc)
@@ -42,10 +42,6 @@ class Loop:
 
 
 
-@pytest.fixture
-def reader():
-    with RedisMetricsReader(connect_timeout=2, read_timeout=2) as reader:
-        yield reader
 
 
 @pytest.fixture
