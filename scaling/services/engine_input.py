@@ -170,6 +170,9 @@ def instance_engine_period_ago(instance, *, policy, now):
 def instance_engine_decide(*, instance, now):
     """The engine's decision on an instance's recent samples (no side effects)."""
     policy = engine_policy(instance)
+    # Only a step down reads the load a period ago (rule daily_pattern): where none can
+    # happen, the check skips those two queries.
+    can_step_down = instance.scale_down_enabled and instance.current_plan_id != instance.min_plan_id
     return engine.decide(
         current=engine_plan(instance.current_plan),
         ladder=engine_ladder(instance.current_plan),
@@ -179,5 +182,5 @@ def instance_engine_decide(*, instance, now):
         policy=policy,
         last_change_at=instance.plan_changed_at,
         now=now,
-        period_ago=instance_engine_period_ago(instance, policy=policy, now=now),
+        period_ago=instance_engine_period_ago(instance, policy=policy, now=now) if can_step_down else None,
     )
